@@ -1,0 +1,73 @@
+"""Admin for chatbots, their sessions and messages, and the cost of every request."""
+
+from django.contrib import admin
+
+from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
+from reports.admin import ReportsAdminMixin
+
+
+@admin.register(Chatbot)
+class ChatbotAdmin(ReportsAdminMixin, admin.ModelAdmin):
+    report_keys = ("top_chatbots_by_sessions",)
+    list_display = ("name", "ai_model", "owner", "is_active", "created_at")
+    list_filter = ("is_active",)
+    list_select_related = ("ai_model", "owner")
+    search_fields = ("name", "ai_model__openrouter_id", "owner__username")
+    autocomplete_fields = ("ai_model", "owner")
+
+
+class ChatMessageInline(admin.TabularInline):
+    model = ChatMessage
+    extra = 0
+    fields = ("role", "content", "created_at")
+
+
+@admin.register(ChatSession)
+class ChatSessionAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "user", "chatbot", "created_at")
+    list_select_related = ("user", "chatbot")
+    list_filter = ("chatbot",)
+    search_fields = ("title", "user__username", "chatbot__name")
+    raw_id_fields = ("user", "chatbot")
+    inlines = (ChatMessageInline,)
+    show_full_result_count = False
+
+
+@admin.register(ChatMessage)
+class ChatMessageAdmin(admin.ModelAdmin):
+    list_display = ("session", "role", "short_content", "created_at")
+    list_select_related = ("session",)
+    list_filter = ("role",)
+    search_fields = ("content",)
+    raw_id_fields = ("session",)
+    show_full_result_count = False
+
+    @admin.display(description="Content")
+    def short_content(self, message: ChatMessage) -> str:
+        return message.content[:80]
+
+
+@admin.register(OpenRouterRequestCost)
+class OpenRouterRequestCostAdmin(ReportsAdminMixin, admin.ModelAdmin):
+    report_keys = (
+        "top_users_by_cost",
+        "top_models_by_usage",
+        "top_free_models",
+        "average_tokens_per_request",
+        "top_chatbots_by_sessions",
+    )
+    list_display = (
+        "created_at",
+        "user",
+        "ai_model",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cost_usd",
+        "generation_id",
+    )
+    list_select_related = ("user", "ai_model")
+    list_filter = ("ai_model__is_free",)
+    search_fields = ("generation_id", "user__username", "ai_model__openrouter_id")
+    raw_id_fields = ("user", "session", "ai_model")
+    show_full_result_count = False
