@@ -37,3 +37,25 @@ class AIModel(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.openrouter_id
+
+
+class CatalogSync(models.Model):
+    """One run of the catalog sync: when it ran, from where, and what it changed."""
+
+    synced_at = models.DateTimeField(db_index=True)
+    source = models.CharField(max_length=500, help_text="The API URL or the file the catalog came from.")
+    model_count = models.PositiveIntegerField(help_text="Models listed in the catalog.")
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    repriced_count = models.PositiveIntegerField(default=0)
+    deactivated_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "Catalog sync"
+        verbose_name_plural = "Catalog syncs"
+        ordering = ["-synced_at", "-id"]
+        get_latest_by = ["synced_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Catalog sync at {self.synced_at:%Y-%m-%d %H:%M:%S %Z}"

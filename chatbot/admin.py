@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
 from reports.admin import ReportsAdminMixin
+from reports.templatetags.report_format import money_html
 
 
 @admin.register(Chatbot)
@@ -19,7 +20,7 @@ class ChatbotAdmin(ReportsAdminMixin, admin.ModelAdmin):
 class ChatMessageInline(admin.TabularInline):
     model = ChatMessage
     extra = 0
-    fields = ("role", "content", "created_at")
+    fields = ("role", "content", "failure_code", "created_at")
 
 
 @admin.register(ChatSession)
@@ -35,11 +36,11 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
 @admin.register(ChatMessage)
 class ChatMessageAdmin(admin.ModelAdmin):
-    list_display = ("session", "role", "short_content", "created_at")
+    list_display = ("session", "role", "short_content", "failure_code", "created_at")
     list_select_related = ("session",)
     list_filter = ("role",)
     search_fields = ("content",)
-    raw_id_fields = ("session",)
+    raw_id_fields = ("session", "in_reply_to")
     show_full_result_count = False
 
     @admin.display(description="Content")
@@ -56,18 +57,24 @@ class OpenRouterRequestCostAdmin(ReportsAdminMixin, admin.ModelAdmin):
         "average_tokens_per_request",
         "top_chatbots_by_sessions",
     )
+    # The cost comes early so that it stays on screen when the wide list scrolls sideways.
     list_display = (
         "created_at",
         "user",
         "ai_model",
+        "total_tokens",
+        "cost",
+        "cost_status",
         "prompt_tokens",
         "completion_tokens",
-        "total_tokens",
-        "cost_usd",
         "generation_id",
     )
     list_select_related = ("user", "ai_model")
-    list_filter = ("ai_model__is_free",)
+    list_filter = ("cost_status", "ai_model__is_free")
     search_fields = ("generation_id", "user__username", "ai_model__openrouter_id")
     raw_id_fields = ("user", "session", "ai_model")
     show_full_result_count = False
+
+    @admin.display(description="Cost (USD)", ordering="cost_usd")
+    def cost(self, request_cost: OpenRouterRequestCost) -> str:
+        return money_html(request_cost.cost_usd)

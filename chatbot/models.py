@@ -55,6 +55,13 @@ class ChatMessage(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set on a user's message whose turn failed: the message is kept, the reason recorded.
+    failure_code = models.CharField(
+        max_length=64, blank=True, help_text="Why the reply failed (e.g. insufficient_credits); empty when it did not."
+    )
+    failure_message = models.TextField(blank=True)
+    # On an assistant's reply: the user's message it answers.
+    in_reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -67,6 +74,11 @@ class ChatMessage(models.Model):
 class OpenRouterRequestCost(models.Model):
     """What one OpenRouter request used and cost: the raw row every cost report reads."""
 
+    class CostStatus(models.TextChoices):
+        BILLED = "billed", "Billed"
+        UNKNOWN = "unknown", "Unknown (to reconcile)"
+        RECONCILED = "reconciled", "Reconciled"
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="request_costs")
     session = models.ForeignKey(
         ChatSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="request_costs"
@@ -77,6 +89,13 @@ class OpenRouterRequestCost(models.Model):
     completion_tokens = models.PositiveIntegerField()
     total_tokens = models.PositiveIntegerField()
     cost_usd = ExactDecimalField(max_digits=20, decimal_places=12, help_text="Billed cost in USD.")
+    # "unknown" rows count 0 in every sum until reconcile_openrouter_costs fills them in.
+    cost_status = models.CharField(
+        max_length=16,
+        choices=CostStatus.choices,
+        default=CostStatus.BILLED,
+        help_text="Billed: cost from the response; unknown: not reported yet; reconciled: fetched afterwards.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -94,8 +113,14 @@ class OpenRouterRequestCost(models.Model):
                 name="total_tokens_is_prompt_plus_completion",
             ),
             models.CheckConstraint(condition=Q(cost_usd__gte=0), name="cost_usd_not_negative"),
+            # An unknown cost is reconciled by its generation id, and adds nothing to a sum meanwhile.
+            models.CheckConstraint(
+                condition=~Q(cost_status="unknown") | (Q(cost_usd=0) & Q(generation_id__isnull=False)),
+                name="unknown_cost_is_zero_with_generation_id",
+            ),
         ]
         indexes = [
+            models.Index(fields=["created_at"], condition=Q(cost_status="unknown"), name="request_cost_unknown_idx"),
             models.Index(fields=["created_at"], name="request_cost_created_idx"),
             models.Index(fields=["user", "created_at"], name="request_cost_user_created_idx"),
             models.Index(fields=["ai_model", "created_at"], name="request_cost_model_created_idx"),

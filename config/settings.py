@@ -33,6 +33,20 @@ def env_list(name: str, *, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_number(name: str, *, default: float, cast: type = float, minimum: float = 0) -> float:
+    """Return a numeric environment variable (``cast`` is int or float), refusing junk and values below minimum."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = cast(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a {cast.__name__}, not {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}.")
+    return value
+
+
 DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = os.environ.get("SECRET_KEY", INSECURE_DEFAULT_SECRET_KEY)
 if not DEBUG and SECRET_KEY == INSECURE_DEFAULT_SECRET_KEY:
@@ -110,6 +124,21 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# OpenRouter (see the README's OpenRouter section). A missing key is reported when a call is
+# made, not here, so the admin and the reports keep working without one.
+OPENROUTER_API_KEY = os.environ.get("OPENROUTER_API_KEY", "")
+OPENROUTER_BASE_URL = os.environ.get("OPENROUTER_BASE_URL") or "https://openrouter.ai/api/v1"
+# Attribution headers (HTTP-Referer, X-Title) that name the platform on openrouter.ai.
+OPENROUTER_APP_URL = os.environ.get("OPENROUTER_APP_URL", "")
+OPENROUTER_APP_TITLE = os.environ.get("OPENROUTER_APP_TITLE", "")
+OPENROUTER_TIMEOUT = env_number("OPENROUTER_TIMEOUT", default=60.0, minimum=0.001)
+OPENROUTER_MAX_RETRIES = int(env_number("OPENROUTER_MAX_RETRIES", default=2, cast=int))
+# A Retry-After longer than this (seconds) is not waited for: the error reaches the caller at once.
+OPENROUTER_MAX_RETRY_WAIT = env_number("OPENROUTER_MAX_RETRY_WAIT", default=10.0)
+
+# JSON on the chat API, Django's usual page everywhere else.
+CSRF_FAILURE_VIEW = "chatbot.api.csrf_failure"
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=True)

@@ -8,3 +8,8 @@ from config.settings import *  # noqa: F403
 
 # Hashing passwords slowly only slows the suite down.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Give each test process its own PostgreSQL test database, so that two suites running at once
+# on one server (two checkouts, or a test run beside a benchmark) never drop each other's.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405

@@ -1,10 +1,11 @@
-"""Map URLs to the admin."""
+"""Map URLs to the admin and the chat API."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("chatbot.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

@@ -33,13 +33,14 @@ class ExactDecimalField(models.DecimalField):
         value = self.to_python(value)
         if value is None:
             return None
-        if connection.vendor != "sqlite":
-            return value
         units = value.scaleb(self.decimal_places)
+        # Checked on every database: PostgreSQL's numeric would otherwise round the value silently.
         if units != units.to_integral_value():
             raise exceptions.ValidationError(
                 f"{value} has more than {self.decimal_places} decimal places.", code="max_decimal_places"
             )
+        if connection.vendor != "sqlite":
+            return value
         return int(units)
 
     def get_db_prep_save(self, value: Any, connection: Any) -> Any:

@@ -6,12 +6,14 @@ broken by the next measure, then by id ascending, so the order is stable on ever
 """
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, IntegerField, OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
-from chatbot.models import Chatbot, ChatMessage, OpenRouterRequestCost
+from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
 from reports.periods import ALL_TIME, Period
 
 DEFAULT_LIMIT = 10
@@ -211,3 +213,241 @@ __all__ = [
     "top_users_by_cost",
     "top_users_by_free_usage",
 ]
+
+
+# --- Explorer: headline figures, daily trend, chatbot unit economics -------------------------
+
+
+@dataclass(frozen=True)
+class UsageHeadline:
+    total_cost_usd: Decimal
+    request_count: int
+    total_tokens: int
+    active_users: int
+    free_request_count: int
+
+    @property
+    def average_tokens_per_request(self) -> Decimal | None:
+        if not self.request_count:
+            return None
+        return (Decimal(self.total_tokens) / self.request_count).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+    @property
+    def free_request_share(self) -> Decimal | None:
+        """Return the percentage of requests made to free models (2 decimals), or None."""
+        if not self.request_count:
+            return None
+        return (Decimal(100) * self.free_request_count / self.request_count).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )
+
+
+@dataclass(frozen=True)
+class HeadlineComparison:
+    key: str
+    label: str
+    kind: str  # "money", "int", "decimal" or "percent"
+    current: Decimal | int | None
+    previous: Decimal | int | None
+
+    @property
+    def change_percent(self) -> Decimal | None:
+        """Return the change from the previous period in percent (1 decimal), or None when undefined."""
+        if self.current is None or self.previous is None or self.previous == 0:
+            return None
+        return (Decimal(100) * (Decimal(self.current) - Decimal(self.previous)) / Decimal(self.previous)).quantize(
+            Decimal("0.1"), rounding=ROUND_HALF_UP
+        )
+
+
+@dataclass(frozen=True)
+class DailyUsageRow:
+    day: date
+    free_cost_usd: Decimal
+    paid_cost_usd: Decimal
+    free_requests: int
+    paid_requests: int
+    free_tokens: int
+    paid_tokens: int
+
+    @property
+    def total_cost_usd(self) -> Decimal:
+        return self.free_cost_usd + self.paid_cost_usd
+
+    @property
+    def total_requests(self) -> int:
+        return self.free_requests + self.paid_requests
+
+    @property
+    def total_tokens(self) -> int:
+        return self.free_tokens + self.paid_tokens
+
+
+@dataclass(frozen=True)
+class ChatbotEconomicsRow:
+    chatbot_id: int
+    name: str
+    session_count: int
+    message_count: int
+    request_count: int
+    free_request_count: int
+    total_cost_usd: Decimal
+
+    @property
+    def cost_per_session(self) -> Decimal | None:
+        return self.total_cost_usd / self.session_count if self.session_count else None
+
+    @property
+    def cost_per_message(self) -> Decimal | None:
+        return self.total_cost_usd / self.message_count if self.message_count else None
+
+    @property
+    def free_share(self) -> Decimal | None:
+        """Return the percentage of this chatbot's requests made to free models (2 decimals), or None."""
+        if not self.request_count:
+            return None
+        return (Decimal(100) * self.free_request_count / self.request_count).quantize(
+            Decimal("0.01"), rounding=ROUND_HALF_UP
+        )
+
+
+ZERO_USD = Decimal("0")
+FREE = Q(ai_model__is_free=True)
+PAID = Q(ai_model__is_free=False)
+
+
+def usage_headline(*, period: Period = ALL_TIME) -> UsageHeadline:
+    """Return the period's total cost, requests, tokens, active users and free requests."""
+    totals = _requests(period=period).aggregate(
+        total_cost_usd=Sum("cost_usd"),
+        request_count=Count("id"),
+        total_tokens=Sum("total_tokens"),
+        active_users=Count("user_id", distinct=True),
+        free_request_count=Count("id", filter=FREE),
+    )
+    return UsageHeadline(
+        total_cost_usd=totals["total_cost_usd"] or ZERO_USD,
+        request_count=totals["request_count"],
+        total_tokens=totals["total_tokens"] or 0,
+        active_users=totals["active_users"],
+        free_request_count=totals["free_request_count"],
+    )
+
+
+def usage_comparison(*, period: Period) -> list[HeadlineComparison]:
+    """Return the headline figures of the period beside those of the period before it."""
+    current = usage_headline(period=period)
+    previous_period = period.previous()
+    previous = usage_headline(period=previous_period) if previous_period else None
+    figures = (
+        ("total_cost_usd", "Total cost (USD)", "money"),
+        ("request_count", "Requests", "int"),
+        ("total_tokens", "Tokens", "int"),
+        ("active_users", "Active users", "int"),
+        ("average_tokens_per_request", "Average tokens per request", "decimal"),
+        ("free_request_share", "Free share of requests", "percent"),
+    )
+    return [
+        HeadlineComparison(
+            key=key,
+            label=label,
+            kind=kind,
+            current=getattr(current, key),
+            previous=getattr(previous, key) if previous else None,
+        )
+        for key, label, kind in figures
+    ]
+
+
+def first_request_date() -> date | None:
+    """Return the day of the earliest recorded request, in TIME_ZONE, or None."""
+    first = OpenRouterRequestCost.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    return timezone.localdate(first) if first else None
+
+
+def daily_usage(*, period: Period) -> list[DailyUsageRow]:
+    """Return cost, requests and tokens per day of the period, free and paid apart, zero on idle days."""
+    since = period.since or first_request_date()
+    until = period.until or timezone.localdate()
+    if since is None or since > until:
+        return []
+    days = (
+        _requests(period=Period(since=since, until=until))
+        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day")
+        .annotate(
+            free_cost_usd=Sum("cost_usd", filter=FREE),
+            paid_cost_usd=Sum("cost_usd", filter=PAID),
+            free_requests=Count("id", filter=FREE),
+            paid_requests=Count("id", filter=PAID),
+            free_tokens=Sum("total_tokens", filter=FREE),
+            paid_tokens=Sum("total_tokens", filter=PAID),
+        )
+        .order_by("day")
+    )
+    by_day = {row["day"]: row for row in days}
+    rows = []
+    # A loop over the period's days (at most MAX_PERIOD_DAYS), not over requests: idle days become zeros.
+    for offset in range((until - since).days + 1):
+        day = since + timedelta(days=offset)
+        row = by_day.get(day, {})
+        rows.append(
+            DailyUsageRow(
+                day=day,
+                free_cost_usd=row.get("free_cost_usd") or ZERO_USD,
+                paid_cost_usd=row.get("paid_cost_usd") or ZERO_USD,
+                free_requests=row.get("free_requests") or 0,
+                paid_requests=row.get("paid_requests") or 0,
+                free_tokens=row.get("free_tokens") or 0,
+                paid_tokens=row.get("paid_tokens") or 0,
+            )
+        )
+    return rows
+
+
+def chatbot_unit_economics(*, period: Period = ALL_TIME, limit: int | None = None) -> list[ChatbotEconomicsRow]:
+    """Return per-chatbot sessions, messages, requests and cost in the period, costliest first."""
+    if limit is not None:
+        _check_limit(limit)
+
+    def per_chatbot(queryset, **aggregate):
+        # One correlated subquery per measure: joining sessions, messages and requests in a
+        # single GROUP BY would multiply each count by the others.
+        ((name, expression),) = aggregate.items()
+        return Subquery(
+            queryset.filter(chatbot_path=OuterRef("pk"))
+            .order_by()
+            .values("chatbot_path")
+            .annotate(**{name: expression})
+            .values(name)
+        )
+
+    sessions = ChatSession.objects.filter(period.q("created_at")).annotate(chatbot_path=F("chatbot_id"))
+    messages = ChatMessage.objects.filter(period.q("created_at")).annotate(chatbot_path=F("session__chatbot_id"))
+    requests = _requests(period=period).annotate(chatbot_path=F("session__chatbot_id"))
+    rows = (
+        Chatbot.objects.annotate(
+            session_count=Coalesce(per_chatbot(sessions, n=Count("id")), 0),
+            message_count=Coalesce(per_chatbot(messages, n=Count("id")), 0),
+            request_count=Coalesce(per_chatbot(requests, n=Count("id")), 0),
+            free_request_count=Coalesce(per_chatbot(requests, n=Count("id", filter=FREE)), 0),
+            total_cost_usd=per_chatbot(requests, cost=Sum("cost_usd")),
+        )
+        .filter(Q(session_count__gt=0) | Q(request_count__gt=0))
+        .order_by(F("total_cost_usd").desc(nulls_last=True), "-session_count", "id")
+        .values("id", "name", "session_count", "message_count", "request_count", "free_request_count", "total_cost_usd")
+    )
+    if limit is not None:
+        rows = rows[:limit]
+    return [
+        ChatbotEconomicsRow(
+            chatbot_id=row["id"],
+            name=row["name"],
+            session_count=row["session_count"],
+            message_count=row["message_count"],
+            request_count=row["request_count"],
+            free_request_count=row["free_request_count"],
+            total_cost_usd=row["total_cost_usd"] or ZERO_USD,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,1 @@
+"""Benchmarks of the usage reports on a synthetic platform (not tests; see bench/README.md)."""

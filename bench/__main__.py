@@ -1,0 +1,242 @@
+"""Run the benchmark: ``python -m bench --rows 1000000 [--db postgres|sqlite|URL]`` (see bench/README.md)."""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.database import (
+    DEFAULT_POSTGRES_URL,
+    RESULTS_DIR,
+    BenchDatabase,
+    BenchDatabaseError,
+    bench_database_from_url,
+    bench_database_metadata,
+    bench_database_recreate,
+)
+from bench.dataset import DEFAULT_DAYS, DEFAULT_SEED, scale_for_rows
+from bench.measure import Options
+
+# Only ever used against the benchmark's own database, with DEBUG off as in production.
+BENCH_SECRET_KEY = "bench-only-secret-key-never-used-by-a-deployment"  # noqa: S105
+
+
+def arguments_parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Return the command line's options."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--rows", type=int, default=int(os.environ.get("ROWS") or 100_000), help="requests to load")
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_POSTGRES_URL,
+        help=f"database URL, or 'postgres' ({DEFAULT_POSTGRES_URL}) or 'sqlite' (bench/results/bench.sqlite3)",
+    )
+    parser.add_argument("--reload", action="store_true", help="load again even if the dataset is already there")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--load-only", action="store_true", help="load (if needed) and stop")
+    mode.add_argument("--measure-only", action="store_true", help="measure the dataset already loaded, whatever size")
+    for name in ("users", "models", "chatbots", "sessions"):
+        parser.add_argument(f"--{name}", type=int, help=f"number of {name} (default: scaled from --rows)")
+    parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help="days of history, ending now")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--warmup", type=int, default=Options.warmup, help="untimed calls before each series")
+    parser.add_argument("--repeat", type=int, default=Options.repeat, help="timed calls per series")
+    parser.add_argument("--min-repeat", type=int, default=Options.min_repeat, help="timed calls even past --budget")
+    parser.add_argument("--budget", type=float, default=Options.budget, help="seconds per series before stopping")
+    parser.add_argument("--output", type=Path, help="JSON file to write (default: bench/results/<timestamp>.json)")
+    parser.add_argument("--baseline", type=Path, help="an earlier JSON result to compare page timings with")
+    return parser.parse_args(argv)
+
+
+def django_setup(*, database: BenchDatabase) -> None:
+    """Configure Django (config.settings, DEBUG off) against the benchmark database."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ["DATABASE_URL"] = database.url
+    os.environ["DEBUG"] = "0"
+    os.environ["SECRET_KEY"] = os.environ.get("BENCH_SECRET_KEY") or BENCH_SECRET_KEY
+    # django.test.Client sends requests as "testserver".
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    import django
+
+    django.setup()
+
+
+def _migration_names() -> list[str]:
+    from django.db.migrations.loader import MigrationLoader
+
+    return sorted(f"{app}.{name}" for app, name in MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
+
+
+def _git_revision() -> dict[str, Any]:
+    git = shutil.which("git")
+    if git is None:
+        return {}
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(  # noqa: S603
+            [git, "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(  # noqa: S603
+            [git, "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def dataset_ensure(*, args: argparse.Namespace, database: BenchDatabase) -> dict[str, Any]:
+    """Load the requested dataset unless the database already holds it; return its metadata."""
+    from django.core.management import call_command
+
+    from bench.load import POST_LOAD_COMMANDS, dataset_load
+
+    scale = scale_for_rows(
+        rows=args.rows,
+        users=args.users,
+        models=args.models,
+        chatbots=args.chatbots,
+        sessions=args.sessions,
+        days=args.days,
+        seed=args.seed,
+    )
+    stored = bench_database_metadata(database=database)
+    if args.measure_only:
+        if stored is None:
+            raise BenchDatabaseError(f"{database.label} holds no dataset: run without --measure-only first.")
+        call_command("migrate", interactive=False, verbosity=0)
+        return stored
+    if stored is not None and stored.get("scale") == scale.as_dict() and not args.reload:
+        print(f"Reusing the dataset in {database.label} (loaded {stored['loaded_at']}); --reload to load again.")
+        call_command("migrate", interactive=False, verbosity=0)
+        new = sorted(set(_migration_names()) - set(stored.get("migrations", [])))
+        if new:
+            print(f"  note: migrations added since the load: {', '.join(new)}; --reload if they change the data.")
+        return stored
+    reason = "--reload" if stored is not None and args.reload else "no dataset" if stored is None else "another size"
+    print(f"Loading {scale.rows:,} requests into {database.label} ({reason}): {scale}")
+    bench_database_recreate(database=database)
+    started = time.perf_counter()
+    call_command("migrate", interactive=False, verbosity=0)
+    print(f"  migrate: {time.perf_counter() - started:.1f} s")
+    result = dataset_load(database=database, scale=scale, migrations=_migration_names())
+    counts = ", ".join(f"{label.split('.')[1]} {count:,}" for label, count in result.counts.items())
+    print(f"  loaded {counts}")
+    print(
+        f"  {result.total_seconds:.1f} s: {result.requests_per_second:,.0f} requests/s, "
+        f"{result.rows_per_second:,.0f} rows/s (all tables, indexes and ANALYZE included)"
+        + (f"; then ran {', '.join(POST_LOAD_COMMANDS)}" if POST_LOAD_COMMANDS else "")
+    )
+    return bench_database_metadata(database=database) or {}
+
+
+def _baseline_compare(*, baseline: dict[str, Any], results: list[Any]) -> list[dict[str, Any]]:
+    earlier = {(s["kind"], s["target"], s["period"]): s for s in baseline.get("series", [])}
+    rows = []
+    for series in results:
+        before = earlier.get((series.kind, series.target, series.period))
+        if series.kind != "page" or not series.samples_ms or not before or not before.get("p50_ms"):
+            continue
+        rows.append(
+            {
+                "page": series.target,
+                "period": series.period,
+                "p50_ms": round(series.p50, 2),
+                "baseline_p50_ms": before["p50_ms"],
+                "over_baseline": round(series.p50 / before["p50_ms"], 2),
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load (if needed) and measure; return 1 when a page or selector failed."""
+    args = arguments_parse(argv)
+    try:
+        database = bench_database_from_url(url=args.db)
+        django_setup(database=database)
+        dataset = dataset_ensure(args=args, database=database)
+    except BenchDatabaseError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    if args.load_only:
+        return 0
+
+    import django
+
+    from bench import measure
+
+    options = Options(warmup=args.warmup, repeat=args.repeat, min_repeat=args.min_repeat, budget=args.budget)
+    started_at = datetime.now(UTC)
+    load_before = os.getloadavg()
+    scale = dataset.get("scale", {})
+    print(
+        f"Measuring {database.label}: {scale.get('rows', 0):,} requests, data {dataset.get('first_day')} to "
+        f"{dataset.get('end')}; load average {load_before[0]:.2f} on {os.cpu_count()} CPUs"
+    )
+    results = measure.measure(options=options)
+    report_keys = measure.page_report_keys()
+    ratio_rows = measure.ratios(results=results, report_keys=report_keys)
+    checks = measure.targets_check(vendor=database.vendor, results=results, ratio_rows=ratio_rows)
+    load_after = os.getloadavg()
+    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
+    compared = _baseline_compare(baseline=baseline, results=results) if baseline else []
+
+    print()
+    print(measure.results_table(results))
+    print()
+    print("Ratios within this run (p50): page / page without reports, and the raw selectors' sum / page")
+    print(measure.ratios_table(ratio_rows))
+    if compared:
+        print()
+        print(f"Against {args.baseline} (p50 now / p50 then; the scale target is at most 1.5x):")
+        for row in compared:
+            print(f"  {row['page']:<16} {row['period']:<13} {row['over_baseline']:.2f}x")
+    missed = [check for check in checks if not check["met"]]
+    print()
+    print(
+        f"Targets ({database.vendor}): {len(checks) - len(missed)} of {len(checks)} page series met"
+        + "".join(f"\n  {c['page']} {c['period']}: {'; '.join(c['misses'])}" for c in missed)
+    )
+    flagged = [series for series in results if series.flagged]
+    if flagged:
+        print(f"Flagged ({len(flagged)}): a non-200 page or an error; its timing is not of the page it names.")
+    print(f"Load average {load_before[0]:.2f} before, {load_after[0]:.2f} after.")
+
+    finished_at = datetime.now(UTC)
+    output = args.output or RESULTS_DIR / f"{started_at:%Y-%m-%dT%H-%M-%SZ}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": finished_at.isoformat(timespec="seconds"),
+        "database": {"vendor": database.vendor, "name": database.name},
+        "dataset": dataset,
+        "options": vars(options),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+            "python": platform.python_version(),
+            "django": django.get_version(),
+            "platform": platform.platform(),
+        },
+        "git": _git_revision(),
+        "series": [series.as_dict() for series in results],
+        "ratios": ratio_rows,
+        "targets": checks,
+        "baseline": {"file": str(args.baseline), "pages": compared} if baseline else None,
+        "markdown": measure.markdown_table(results, ratio_rows),
+    }
+    output.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"Wrote {output}")
+    errors = [series for series in results if series.error or any(status >= 500 for status in series.statuses)]
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,409 @@
+"""Time the admin report pages, the same pages without reports, and the raw report selectors.
+
+Requires Django to be set up against a loaded benchmark database (see ``bench.__main__``).
+Every series is timed with ``time.perf_counter`` over repeated calls in this process, after
+warm-up calls; a series stops early, after at least ``min_repeat`` samples, once it has run for
+``budget`` seconds, so that slow pages on big datasets still finish. p50 and p95 are taken by
+the nearest-rank method (with fewer than 20 samples, p95 is the slowest sample).
+"""
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Page:
+    """An admin page to time: its URL name, and the model whose ModelAdmin draws its reports."""
+
+    key: str
+    url_name: str
+    model: str | None = None  # "app_label.ModelName"; None for a page that is all reports (the dashboard).
+
+
+# The pages measured, in order; a page whose URL does not resolve yet is reported as skipped.
+PAGES: tuple[Page, ...] = (
+    Page("request_costs", "admin:chatbot_openrouterrequestcost_changelist", "chatbot.OpenRouterRequestCost"),
+    Page("users", "admin:accounts_user_changelist", "accounts.User"),
+    Page("ai_models", "admin:ai_models_aimodel_changelist", "ai_models.AIModel"),
+    Page("chatbots", "admin:chatbot_chatbot_changelist", "chatbot.Chatbot"),
+    Page("dashboard", "admin:reports_dashboard"),
+)
+# (name, query parameters of the pages, preset of the selectors); None is all time.
+PERIODS: tuple[tuple[str, dict[str, str], str | None], ...] = (
+    ("all-time", {}, None),
+    ("last-30-days", {"period": "last-30-days"}, "last-30-days"),
+)
+# Targets of the scale issue, checked on every page series (PostgreSQL 10M rows; SQLite 1M rows).
+TARGETS = {
+    "postgresql": {"p50_ms": 80.0, "p95_ms": 150.0, "raw_over_page": 50.0},
+    "sqlite": {"p50_ms": 150.0},
+}
+
+
+@dataclass
+class Options:
+    """How hard to measure."""
+
+    warmup: int = 3
+    repeat: int = 20
+    min_repeat: int = 5
+    budget: float = 60.0  # Seconds per series before it may stop short of ``repeat`` samples.
+
+
+@dataclass
+class Series:
+    """One timed thing (a page, a page without reports, a selector) for one period."""
+
+    kind: str  # "page", "page-no-reports" or "selector"
+    target: str
+    period: str
+    url: str = ""
+    samples_ms: list[float] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    location: str = ""
+    queries: int | None = None
+    error: str = ""
+    note: str = ""
+
+    @property
+    def p50(self) -> float | None:
+        return percentile(self.samples_ms, 50)
+
+    @property
+    def p95(self) -> float | None:
+        return percentile(self.samples_ms, 95)
+
+    @property
+    def status(self) -> str:
+        """Return the HTTP status as text, "ERR" for an exception, "" for a selector."""
+        if self.error:
+            return "ERR"
+        if not self.statuses:
+            return ""
+        counts = Counter(self.statuses)
+        return "/".join(str(status) for status, _ in counts.most_common())
+
+    @property
+    def flagged(self) -> bool:
+        """Return whether the series did not measure what it meant to (an error or a non-200 page)."""
+        return bool(self.error) or any(status != 200 for status in self.statuses)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["samples_ms"] = [round(sample, 3) for sample in self.samples_ms]
+        data.update(n=len(self.samples_ms), p50_ms=_round(self.p50), p95_ms=_round(self.p95), flagged=self.flagged)
+        return data
+
+
+def percentile(samples: list[float], rank: float) -> float | None:
+    """Return the nearest-rank percentile of ``samples``, or None when there are none."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(rank / 100 * len(ordered)) - 1)]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _timed(call: Callable[[], Any], *, options: Options, on_result: Callable[[Any], None]) -> list[float]:
+    started = time.perf_counter()
+    for _ in range(options.warmup):
+        on_result(call())
+        # On a big dataset one warm-up of a slow page is enough: its caches are warm after it.
+        if time.perf_counter() - started > options.budget / 4:
+            break
+    samples: list[float] = []
+    started = time.perf_counter()
+    while len(samples) < options.repeat:
+        before = time.perf_counter()
+        result = call()
+        samples.append((time.perf_counter() - before) * 1000)
+        on_result(result)
+        if len(samples) >= options.min_repeat and time.perf_counter() - started > options.budget:
+            break
+    return samples
+
+
+@contextmanager
+def reports_off(model_admin: Any) -> Iterator[None]:
+    """Make ``model_admin`` draw no reports for the duration, as if it had none."""
+    own = vars(model_admin)
+    had_own, previous = "report_keys" in own, own.get("report_keys")
+    model_admin.report_keys = ()
+    try:
+        yield
+    finally:
+        if had_own:
+            model_admin.report_keys = previous
+        else:
+            del model_admin.report_keys
+
+
+def bench_superuser() -> Any:
+    """Return the superuser the pages are loaded as, creating it when the dataset lacks one."""
+    from django.contrib.auth import get_user_model
+
+    from bench.dataset import BENCH_ADMIN_USERNAME
+
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=BENCH_ADMIN_USERNAME).first()
+    if user is None:
+        user = user_model.objects.create_superuser(username=BENCH_ADMIN_USERNAME, email="", password=None)
+    return user
+
+
+def _page_series(*, client: Any, page: Page, url: str, kind: str, period: str, options: Options) -> Series:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    series = Series(kind=kind, target=page.key, period=period, url=url)
+
+    def record(response: Any) -> None:
+        series.statuses.append(response.status_code)
+        if response.status_code in {301, 302} and not series.location:
+            series.location = response.get("Location", "")
+
+    try:
+        series.samples_ms = _timed(lambda: client.get(url), options=options, on_result=record)
+        # Outside the timed calls: counting queries turns on the cursor's debug recording.
+        with CaptureQueriesContext(connection) as queries:
+            client.get(url)
+        series.queries = len(queries.captured_queries)
+    except Exception as error:  # A broken page is a result to report, not a reason to stop.
+        series.error = f"{type(error).__name__}: {error}"[:500]
+    return series
+
+
+def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Series]:
+    """Time every page of PAGES and every report selector of the registry, for each of PERIODS."""
+    from urllib.parse import urlencode
+
+    from django.apps import apps
+    from django.contrib import admin
+    from django.test import Client
+    from django.urls import NoReverseMatch, reverse
+
+    from reports.periods import ALL_TIME, period_from_preset
+    from reports.registry import REPORTS
+    from reports.selectors import DEFAULT_LIMIT
+
+    client = Client()
+    client.force_login(bench_superuser())
+    results: list[Series] = []
+
+    def add(series: Series) -> None:
+        results.append(series)
+        figures = f"p50 {series.p50:8.1f} ms  p95 {series.p95:8.1f} ms" if series.samples_ms else ""
+        flag = f"  [{series.status}{' ' + series.location if series.location else ''}]" if series.flagged else ""
+        echo(f"  {series.kind:<16} {series.target:<28} {series.period:<13} {figures}{flag}{series.error[:80]}")
+
+    for page in PAGES:
+        try:
+            path = reverse(page.url_name)
+        except NoReverseMatch:
+            for period, _, _ in PERIODS:
+                add(Series(kind="page", target=page.key, period=period, note=f"skipped: no URL {page.url_name}"))
+            continue
+        model_admin = admin.site._registry.get(apps.get_model(page.model)) if page.model else None
+        for period, params, _ in PERIODS:
+            url = f"{path}?{urlencode(params)}" if params else path
+            add(_page_series(client=client, page=page, url=url, kind="page", period=period, options=options))
+            if model_admin is None:
+                continue
+            if not hasattr(model_admin, "report_keys"):
+                add(Series(kind="page-no-reports", target=page.key, period=period, note="skipped: no reports"))
+                continue
+            with reports_off(model_admin):
+                add(
+                    _page_series(
+                        client=client, page=page, url=url, kind="page-no-reports", period=period, options=options
+                    )
+                )
+
+    for key, report in REPORTS.items():
+        for period, _, preset in PERIODS:
+            selected = period_from_preset(preset=preset) if preset else ALL_TIME
+            if report.value is not None:
+                function, arguments = report.value, {"period": selected}
+            else:
+                function, arguments = report.rows, {"period": selected, "limit": DEFAULT_LIMIT}
+            series = Series(
+                kind="selector", target=key, period=period, url=f"{function.__module__}.{function.__qualname__}"
+            )
+            try:
+                series.samples_ms = _timed(
+                    lambda function=function, arguments=arguments: function(**arguments),
+                    options=options,
+                    on_result=lambda _: None,
+                )
+            except Exception as error:
+                series.error = f"{type(error).__name__}: {error}"[:500]
+            add(series)
+    return results
+
+
+def page_report_keys() -> dict[str, tuple[str, ...]]:
+    """Return, per page of PAGES, the reports it draws (the dashboard draws them all)."""
+    from django.apps import apps
+    from django.contrib import admin
+
+    from reports.registry import REPORTS
+
+    keys = {}
+    for page in PAGES:
+        if page.model is None:
+            keys[page.key] = tuple(REPORTS)
+        else:
+            model_admin = admin.site._registry.get(apps.get_model(page.model))
+            keys[page.key] = tuple(getattr(model_admin, "report_keys", ()))
+    return keys
+
+
+def ratios(*, results: list[Series], report_keys: dict[str, tuple[str, ...]]) -> list[dict[str, Any]]:
+    """Return, per page and period: page vs page without reports, and the raw selectors vs the page."""
+    by_key = {(series.kind, series.target, series.period): series for series in results}
+    rows = []
+    for series in results:
+        if series.kind != "page" or not series.samples_ms:
+            continue
+        bare = by_key.get(("page-no-reports", series.target, series.period))
+        selectors = [by_key.get(("selector", key, series.period)) for key in report_keys.get(series.target, ())]
+        raw = (
+            sum(s.p50 for s in selectors if s and s.samples_ms)
+            if selectors and all(s and s.samples_ms for s in selectors)
+            else None
+        )
+        bare_p50 = bare.p50 if bare and bare.samples_ms else None
+        rows.append(
+            {
+                "page": series.target,
+                "period": series.period,
+                "page_p50_ms": _round(series.p50),
+                "no_reports_p50_ms": _round(bare_p50),
+                "page_over_no_reports": _round(series.p50 / bare_p50) if bare_p50 else None,
+                "reports_ms": _round(series.p50 - bare_p50) if bare_p50 is not None else None,
+                "reports": list(report_keys.get(series.target, ())),
+                "raw_selectors_p50_ms": _round(raw),
+                "raw_over_page": _round(raw / series.p50) if raw is not None and series.p50 else None,
+                "flagged": series.flagged or bool(bare and bare.flagged),
+            }
+        )
+    return rows
+
+
+def targets_check(*, vendor: str, results: list[Series], ratio_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return each page series against the scale issue's targets for ``vendor``."""
+    goals = TARGETS.get(vendor, {})
+    ratio_by_key = {(row["page"], row["period"]): row for row in ratio_rows}
+    checks = []
+    for series in results:
+        if series.kind != "page" or not series.samples_ms:
+            continue
+        misses = []
+        if "p50_ms" in goals and series.p50 > goals["p50_ms"]:
+            misses.append(f"p50 {series.p50:.0f} > {goals['p50_ms']:.0f} ms")
+        if "p95_ms" in goals and series.p95 > goals["p95_ms"]:
+            misses.append(f"p95 {series.p95:.0f} > {goals['p95_ms']:.0f} ms")
+        ratio = ratio_by_key.get((series.target, series.period), {}).get("raw_over_page")
+        if "raw_over_page" in goals and ratio is not None and ratio < goals["raw_over_page"]:
+            misses.append(f"raw/page {ratio:.1f}x < {goals['raw_over_page']:.0f}x")
+        checks.append({"page": series.target, "period": series.period, "met": not misses, "misses": misses})
+    return checks
+
+
+def _table(headers: list[str], rows: list[list[str]], align: str) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            str(cell).rjust(width) if kind == "r" else str(cell).ljust(width)
+            for cell, width, kind in zip(cells, widths, align, strict=True)
+        ).rstrip()
+
+    return "\n".join([line(headers), line(["-" * width for width in widths]), *(line(row) for row in rows)])
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def results_table(results: list[Series]) -> str:
+    """Return the timings as a plain-text table."""
+    rows = [
+        [
+            series.kind,
+            series.target,
+            series.period,
+            series.status + ("!" if series.flagged else ""),
+            str(len(series.samples_ms)),
+            _ms(series.p50),
+            _ms(series.p95),
+            "-" if series.queries is None else str(series.queries),
+            series.note or series.location or series.error[:60],
+        ]
+        for series in results
+    ]
+    headers = ["series", "target", "period", "status", "n", "p50 ms", "p95 ms", "queries", "note"]
+    return _table(headers, rows, "lllrrrrrl")
+
+
+def ratios_table(ratio_rows: list[dict[str, Any]]) -> str:
+    """Return the within-run ratios as a plain-text table."""
+    rows = [
+        [
+            row["page"],
+            row["period"],
+            _ms(row["page_p50_ms"]),
+            _ms(row["no_reports_p50_ms"]),
+            _times(row["page_over_no_reports"]),
+            _ms(row["reports_ms"]),
+            _ms(row["raw_selectors_p50_ms"]),
+            _times(row["raw_over_page"]),
+            "!" if row["flagged"] else "",
+        ]
+        for row in ratio_rows
+    ]
+    headers = [
+        "page",
+        "period",
+        "page p50",
+        "no-reports p50",
+        "page/no-reports",
+        "reports ms",
+        "raw selectors p50",
+        "raw/page",
+        "flag",
+    ]
+    return _table(headers, rows, "llrrrrrrl")
+
+
+def markdown_table(results: list[Series], ratio_rows: list[dict[str, Any]]) -> str:
+    """Return the page timings and ratios as a Markdown table, ready for the README."""
+    ratio_by_key = {(row["page"], row["period"]): row for row in ratio_rows}
+    bare = {(s.target, s.period): s for s in results if s.kind == "page-no-reports"}
+    lines = [
+        "| page | period | status | p50 ms | p95 ms | without reports p50 ms | raw selectors p50 ms | raw / page |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for series in results:
+        if series.kind != "page" or not series.samples_ms:
+            continue
+        ratio = ratio_by_key.get((series.target, series.period), {})
+        without = bare.get((series.target, series.period))
+        lines.append(
+            f"| {series.target} | {series.period} | {series.status} | {_ms(series.p50)} | {_ms(series.p95)} | "
+            f"{_ms(without.p50 if without else None)} | {_ms(ratio.get('raw_selectors_p50_ms'))} | "
+            f"{_times(ratio.get('raw_over_page'))} |"
+        )
+    return "\n".join(lines)

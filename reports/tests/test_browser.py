@@ -1,0 +1,140 @@
+"""The OpenRouter Request Costs page in headless Chromium: log in, read the reports, light and dark."""
+
+import os
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from core.factories import (
+    AIModelFactory,
+    ChatbotFactory,
+    ChatMessageFactory,
+    ChatSessionFactory,
+    RequestCostFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+# The sandbox needs privileges a container rarely has; the GPU and background traffic only add noise.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+REQUEST_COSTS_PATH = "/admin/chatbot/openrouterrequestcost/"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Yield a headless Chromium, or skip when it is not installed (fail instead under CI)."""
+    if not CHROMIUM.exists():
+        message = f"Chromium is not installed at {CHROMIUM}: apt-get install chromium chromium-driver."
+        if os.environ.get("CI"):
+            pytest.fail(f"The browser tests must run in CI. {message}", pytrace=False)
+        pytest.skip(message)
+    # Playwright's sync API keeps an event loop running in this thread, which makes Django refuse
+    # database access from the test itself; nothing here runs concurrently, so allow it.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
+
+
+@pytest.fixture
+def platform(transactional_db) -> None:
+    """Build a platform whose report figures are worked out by hand in the test."""
+    ada = UserFactory(username="ada")
+    ben = UserFactory(username="ben")
+    paid = AIModelFactory(openrouter_id="acme/paid", name="Paid Model")
+    free = AIModelFactory(openrouter_id="acme/free:free", name="Free Model", free=True)
+    for user, model, prompt, completion, cost in (
+        (ada, paid, 1200, 300, "0.0123456789"),
+        (ada, free, 500, 100, "0"),
+        (ben, paid, 100, 50, "0.5"),
+    ):
+        RequestCostFactory(
+            user=user, ai_model=model, prompt_tokens=prompt, completion_tokens=completion, cost_usd=Decimal(cost)
+        )
+    session = ChatSessionFactory(user=ada, chatbot=ChatbotFactory(name="Helper", ai_model=paid))
+    ChatMessageFactory.create_batch(3, session=session)
+    UserFactory(username="operator", is_staff=True, is_superuser=True)
+
+
+def table_rows(page: Page, report_key: str) -> list[list[str]]:
+    """Return the text of each cell of a report's body rows, as the browser renders them."""
+    return page.locator(f"#report-{report_key} tbody tr").evaluate_all(
+        "rows => rows.map(row => [...row.cells].map(cell => cell.innerText.trim()))"
+    )
+
+
+def contrast_ratio(page: Page, selector: str) -> float:
+    """Return the WCAG contrast ratio between an element's text and its card's background."""
+    return page.locator(selector).first.evaluate(
+        """element => {
+            const rgb = color => color.match(/[\\d.]+/g).slice(0, 3).map(Number);
+            const luminance = ([r, g, b]) => {
+                const [R, G, B] = [r, g, b].map(v => {
+                    v /= 255;
+                    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+                });
+                return 0.2126 * R + 0.7152 * G + 0.0722 * B;
+            };
+            const card = element.closest('.usage-report');
+            const fg = luminance(rgb(getComputedStyle(element).color));
+            const bg = luminance(rgb(getComputedStyle(card).backgroundColor));
+            return (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+        }"""
+    )
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_request_costs_page_shows_the_reports(browser, live_server, platform, color_scheme):
+    context = browser.new_context(color_scheme=color_scheme, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/admin/login/?next={REQUEST_COSTS_PATH}")
+        page.fill("#id_username", "operator")
+        page.fill("#id_password", "password")
+        page.click("input[type=submit]")
+        page.wait_for_url(f"{live_server.url}{REQUEST_COSTS_PATH}")
+
+        assert page.locator(".usage-report h2").all_inner_texts() == [
+            "Average Token Usage",
+            "Top Users by OpenRouter Cost",
+            "Top AI Models by Usage",
+            "Top Free AI Models Usage",
+            "Top Chatbots by Session Count",
+        ]
+        # 1500 + 600 + 150 = 2250 tokens over 3 requests.
+        assert page.locator("#report-average_tokens_per_request .usage-report-value").inner_text() == "750.00"
+        # ben 0.5 (150 tokens, 1 request); ada 0.0123456789 + 0 (1500 + 600 = 2100 tokens, 2 requests).
+        assert table_rows(page, "top_users_by_cost") == [
+            ["1", "ben", "0.500000", "150", "1"],
+            ["2", "ada", "0.012346", "2,100", "2"],
+        ]
+        # Paid Model: 2 requests, 1500 + 150 = 1650 tokens, 0.0123456789 + 0.5 = 0.5123456789 USD.
+        assert table_rows(page, "top_models_by_usage") == [
+            ["1", "Paid Model", "2", "1,650", "0.512346"],
+            ["2", "Free Model", "1", "600", "0.000000"],
+        ]
+        assert table_rows(page, "top_free_models") == [["1", "Free Model", "1", "600"]]
+        assert table_rows(page, "top_chatbots_by_sessions") == [["1", "Helper", "1", "3"]]
+        exact = page.locator("#report-top_models_by_usage td.usage-report-money span").first
+        assert exact.get_attribute("title") == "0.5123456789 USD"
+
+        # The page really is in the requested scheme, the stylesheet is applied, and it reads well.
+        assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches") is (color_scheme == "dark")
+        body_background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert body_background == ("rgb(18, 18, 18)" if color_scheme == "dark" else "rgb(255, 255, 255)")
+        assert page.locator(".usage-reports-tables").evaluate("e => getComputedStyle(e).display") == "grid"
+        money_cell = page.locator("#report-top_users_by_cost td.usage-report-money").first
+        assert money_cell.evaluate("e => getComputedStyle(e).textAlign") == "right"
+        for selector in (".usage-report-value", "#report-top_users_by_cost td.usage-report-int"):
+            assert contrast_ratio(page, selector) >= 4.5, selector
+        # The standard list is still below the reports.
+        assert page.locator("#result_list tbody tr").count() == 3
+    finally:
+        context.close()
