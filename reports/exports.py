@@ -65,3 +65,10 @@ def usage_report_as_dict(
     for report in REPORTS.values() if reports is None else reports:
         data[report.key] = report_result_as_data(report=report, result=report.compute(period=period, limit=limit))
     return data
+
+
+def report_export(request: Any, report_key: str, export_format: str) -> Any:
+    """Stream one report as CSV or JSON."""
+    from django.http import Http404
+
+    raise Http404("Exports are being built.")

@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 API_PREFIX = "/api/v1"
-# Real GET /models responses saved on two dates, kept beside the project (see its README there).
-CATALOG_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "openrouter"
+# Real GET /models responses saved on two dates (see the README there).
+CATALOG_DIR = Path(__file__).resolve().parents[2] / "ai_models" / "tests" / "data"
 
 
 def catalog_path(name: str) -> Path:

@@ -44,7 +44,7 @@ class ApiClient:
         self.client = Client(enforce_csrf_checks=True)
         self.token = self.client.get(reverse("chatbot_api:csrf")).json()["csrf_token"]
 
-    def login(self, username: str, password: str = "password"):
+    def login(self, username: str, password: str = "password"):  # noqa: S107 (the factories' test password)
         response = self.post(reverse("chatbot_api:login"), {"username": username, "password": password})
         if response.status_code == 200:
             # Signing in rotates the token.

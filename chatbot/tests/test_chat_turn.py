@@ -201,12 +201,24 @@ RATE_LIMITED = FakeResponse(429, error_body(code=429, message="Rate limit exceed
             "insufficient_credits",
         ),
         ([RATE_LIMITED, RATE_LIMITED, RATE_LIMITED], OpenRouterRateLimited, "rate_limited"),
-        ([FakeResponse(502, error_body(code=502, message="Model is down"))], OpenRouterUnavailable, "upstream_unavailable"),
-        ([FakeResponse(503, error_body(code=503, message="No provider"))], OpenRouterUnavailable, "upstream_unavailable"),
+        (
+            [FakeResponse(502, error_body(code=502, message="Model is down"))],
+            OpenRouterUnavailable,
+            "upstream_unavailable",
+        ),
+        (
+            [FakeResponse(503, error_body(code=503, message="No provider"))],
+            OpenRouterUnavailable,
+            "upstream_unavailable",
+        ),
         ([FakeResponse(500, b"Internal Server Error")], OpenRouterUnavailable, "upstream_unavailable"),
         ([FakeResponse(body=b"<html>not json</html>")], OpenRouterMalformedResponse, "malformed_response"),
         ([FakeResponse(body={"id": "gen-1", "model": MODEL_ID})], OpenRouterMalformedResponse, "malformed_response"),
-        ([FakeResponse(200, error_body(code=502, message="Provider error"))], OpenRouterUnavailable, "upstream_unavailable"),
+        (
+            [FakeResponse(200, error_body(code=502, message="Provider error"))],
+            OpenRouterUnavailable,
+            "upstream_unavailable",
+        ),
     ],
     ids=["402-credits", "429-exhausted", "502", "503", "500-html", "not-json", "no-choices", "error-inside-200"],
 )
@@ -231,9 +243,11 @@ def test_a_timeout_keeps_the_message_and_writes_nothing_else(fake, session):
     slow.delay = 1.5
     fake.enqueue_chat(slow)
 
-    with OpenRouterClient(api_key="k", base_url=fake.base_url, timeout=0.2) as impatient:
-        with pytest.raises(OpenRouterTimeout):
-            chat_turn_send(session=session, content="Still there?", client=impatient)
+    with (
+        OpenRouterClient(api_key="k", base_url=fake.base_url, timeout=0.2) as impatient,
+        pytest.raises(OpenRouterTimeout),
+    ):
+        chat_turn_send(session=session, content="Still there?", client=impatient)
 
     [kept] = session.messages.all()
     assert kept.failure_code == "timeout"

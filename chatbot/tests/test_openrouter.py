@@ -214,9 +214,11 @@ def test_a_slow_answer_times_out(fake, sleeps):
     slow = completion()
     slow.delay = 2.0
     fake.enqueue_chat(slow)
-    with OpenRouterClient(api_key="k", base_url=fake.base_url, timeout=0.2, sleep=sleeps.append) as slow_client:
-        with pytest.raises(OpenRouterTimeout):
-            send(slow_client)
+    with (
+        OpenRouterClient(api_key="k", base_url=fake.base_url, timeout=0.2, sleep=sleeps.append) as slow_client,
+        pytest.raises(OpenRouterTimeout),
+    ):
+        send(slow_client)
 
     assert len(fake.received) == 1
     assert sleeps == []
@@ -227,9 +229,11 @@ def test_an_unreachable_server_is_unavailable(sleeps):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # Nothing listens on the port any more.
-    with OpenRouterClient(api_key="k", base_url=f"http://127.0.0.1:{port}/api/v1", sleep=sleeps.append) as client:
-        with pytest.raises(OpenRouterUnavailable):
-            send(client)
+    with (
+        OpenRouterClient(api_key="k", base_url=f"http://127.0.0.1:{port}/api/v1", sleep=sleeps.append) as client,
+        pytest.raises(OpenRouterUnavailable),
+    ):
+        send(client)
 
 
 @pytest.mark.parametrize(
@@ -274,9 +278,11 @@ def test_an_error_reported_inside_a_200_is_raised(fake, client):
 
 
 def test_a_missing_api_key_is_reported_when_a_call_is_made(fake):
-    with OpenRouterClient(api_key="", base_url=fake.base_url) as keyless:
-        with pytest.raises(OpenRouterNotConfigured, match="OPENROUTER_API_KEY"):
-            send(keyless)
+    with (
+        OpenRouterClient(api_key="", base_url=fake.base_url) as keyless,
+        pytest.raises(OpenRouterNotConfigured, match="OPENROUTER_API_KEY"),
+    ):
+        send(keyless)
 
     assert fake.received == []
 
@@ -303,7 +309,11 @@ def test_generation_returns_openrouters_figures(fake, client):
 
     generation = client.generation(generation_id="gen-7")
 
-    assert (generation.id, generation.model, generation.total_cost) == ("gen-7", "openai/gpt-4o-mini", Decimal("0.00004215"))
+    assert (generation.id, generation.model, generation.total_cost) == (
+        "gen-7",
+        "openai/gpt-4o-mini",
+        Decimal("0.00004215"),
+    )
     assert (generation.tokens_prompt, generation.tokens_completion) == (120, 40)
     [request] = fake.received
     assert request.query == {"id": ["gen-7"]}
