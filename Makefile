@@ -34,3 +34,20 @@ lint: venv
 
 test: lint
 	$(VENV)/bin/pytest
+
+# Benchmark of the report pages (bench/README.md): `make bench ROWS=10000000`, on SQLite with
+# `make bench ROWS=1000000 BENCH_DB=sqlite`. A dataset already loaded at that size is reused.
+ROWS ?= 100000
+BENCH_DB ?= postgres://postgres@127.0.0.1:5432/bench
+BENCH_ARGS ?=
+# The smoke run uses databases of its own, so that it never replaces a big dataset.
+BENCH_SMOKE_ARGS := --rows 2000 --reload --warmup 1 --repeat 3 --min-repeat 1 --budget 5 --timeout 30
+
+.PHONY: bench bench-smoke
+
+bench: venv
+	$(PY) -m bench --rows $(ROWS) --db $(BENCH_DB) $(BENCH_ARGS)
+
+bench-smoke: venv
+	$(PY) -m bench $(BENCH_SMOKE_ARGS) --db sqlite:///bench/results/smoke.sqlite3 --output bench/results/smoke-sqlite.json
+	$(PY) -m bench $(BENCH_SMOKE_ARGS) --db postgres://postgres@127.0.0.1:5432/bench_smoke --output bench/results/smoke-postgresql.json

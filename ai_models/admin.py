@@ -20,7 +20,7 @@ from reports.templatetags.report_format import price_per_million
 def catalog_sync_summary(*, sync: CatalogSync | None) -> str:
     """Return the one line the AI Models page shows about the catalog's last sync."""
     if sync is None:
-        return "Catalog never synced from OpenRouter: use the sync action, or run manage.py sync_openrouter_models."
+        return "Catalog never synced from OpenRouter: use Sync from OpenRouter, or run manage.py sync_openrouter_models."
     when = date_format(timezone.localtime(sync.synced_at), "DATETIME_FORMAT")
     return (
         f"Catalog last synced {when} ({sync.model_count} models: {sync.created_count} new, "
@@ -64,6 +64,8 @@ class CatalogSyncAdmin(admin.ModelAdmin):
 @admin.register(AIModel)
 class AIModelAdmin(ReportsAdminMixin, admin.ModelAdmin):
     report_keys = ("top_models_by_usage", "top_free_models")
+    # The reports' change list plus the catalog's last sync and a sync button.
+    change_list_template = "admin/ai_models/aimodel/change_list.html"
     list_display = (
         "openrouter_id",
         "name",
@@ -124,8 +126,7 @@ class AIModelAdmin(ReportsAdminMixin, admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "catalog_last_sync": latest,
-            # The admin's base template shows "subtitle" under the page title.
-            "subtitle": catalog_sync_summary(sync=latest),
+            "catalog_status": catalog_sync_summary(sync=latest),
             "catalog_can_sync": self.has_sync_permission(request),
         }
         return super().changelist_view(request, extra_context=extra_context)

@@ -49,6 +49,7 @@ def arguments_parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=Options.repeat, help="timed calls per series")
     parser.add_argument("--min-repeat", type=int, default=Options.min_repeat, help="timed calls even past --budget")
     parser.add_argument("--budget", type=float, default=Options.budget, help="seconds per series before stopping")
+    parser.add_argument("--timeout", type=float, default=Options.timeout, help="seconds one call may take")
     parser.add_argument("--output", type=Path, help="JSON file to write (default: bench/results/<timestamp>.json)")
     parser.add_argument("--baseline", type=Path, help="an earlier JSON result to compare page timings with")
     return parser.parse_args(argv)
@@ -157,6 +158,8 @@ def _baseline_compare(*, baseline: dict[str, Any], results: list[Any]) -> list[d
 def main(argv: list[str] | None = None) -> int:
     """Load (if needed) and measure; return 1 when a page or selector failed."""
     args = arguments_parse(argv)
+    # Progress lines as they happen, also when the output goes to a file.
+    sys.stdout.reconfigure(line_buffering=True)
     try:
         database = bench_database_from_url(url=args.db)
         django_setup(database=database)
@@ -171,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import measure
 
-    options = Options(warmup=args.warmup, repeat=args.repeat, min_repeat=args.min_repeat, budget=args.budget)
+    options = Options(
+        warmup=args.warmup, repeat=args.repeat, min_repeat=args.min_repeat, budget=args.budget, timeout=args.timeout
+    )
     started_at = datetime.now(UTC)
     load_before = os.getloadavg()
     scale = dataset.get("scale", {})
@@ -234,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     output.write_text(json.dumps(document, indent=2) + "\n")
     print(f"Wrote {output}")
-    errors = [series for series in results if series.error or any(status >= 500 for status in series.statuses)]
-    return 1 if errors else 0
+    return 1 if any(series.failed for series in results) else 0
 
 
 if __name__ == "__main__":

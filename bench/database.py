@@ -133,7 +133,12 @@ def _postgres_recreate(database: BenchDatabase) -> None:
 
     with psycopg.connect(database.psycopg_conninfo(dbname="postgres"), autocommit=True) as connection:
         name = sql.Identifier(database.name)
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(name))
+        try:
+            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(name))
+        except psycopg.errors.ObjectInUse:
+            raise BenchDatabaseError(
+                f"Cannot drop {database.label} to reload it: another session is connected to it (close it first)."
+            ) from None
         connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
     with psycopg.connect(database.psycopg_conninfo(), autocommit=True) as connection:
         connection.execute(f"CREATE TABLE {METADATA_TABLE} (key text PRIMARY KEY, value text NOT NULL)")

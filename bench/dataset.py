@@ -288,9 +288,10 @@ class PlatformGenerator:
             (scale.users + 1, BENCH_ADMIN_USERNAME, "bench-admin@example.com", "!", True, True, True, 0),
         )
 
-        # Free models are spread over the popularity ranks: some free models are among the busiest.
-        popularity = sorted(self.model_ids, key=lambda model_id: -self.model_weights[model_id - 1])
-        free_ranks = {int((k + 0.4) * scale.models / scale.free_models) for k in range(scale.free_models)}
+        # Free models are spread over the popularity ranks, from the second busiest down.
+        weights = [b - a for a, b in zip([0.0, *self.model_weights], self.model_weights, strict=False)]
+        popularity = sorted(self.model_ids, key=lambda model_id: -weights[model_id - 1])
+        free_ranks = {1 + k * scale.models // scale.free_models for k in range(scale.free_models)}
         self.free_model_ids = {popularity[rank] for rank in free_ranks}
         models = []
         for model_id in self.model_ids:

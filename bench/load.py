@@ -341,6 +341,10 @@ def postgres_load(
         # VACUUM too: it is cheap on frozen pages, and leaves nothing for autovacuum to do mid-measurement.
         connection.execute("VACUUM (ANALYZE) " + ", ".join(f'"{table}"' for table in tables))
         phases.stop()
+        connection.execute(
+            f"UPDATE {METADATA_TABLE} SET value = %s WHERE key = 'dataset'",
+            [_metadata(database=database, scale=scale, generator=generator, result=result, migrations=migrations)],
+        )
     return result
 
 
@@ -461,6 +465,10 @@ def sqlite_load(
         phases.start("analyze")
         connection.execute("ANALYZE")
         phases.stop()
+        connection.execute(
+            f"UPDATE {METADATA_TABLE} SET value = ? WHERE key = 'dataset'",
+            [_metadata(database=database, scale=scale, generator=generator, result=result, migrations=migrations)],
+        )
     except BaseException:
         if connection.in_transaction:
             connection.execute("ROLLBACK")

@@ -8,6 +8,7 @@ the nearest-rank method (with fewer than 20 samples, p95 is the slowest sample).
 """
 
 import math
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -53,6 +54,43 @@ class Options:
     repeat: int = 20
     min_repeat: int = 5
     budget: float = 60.0  # Seconds per series before it may stop short of ``repeat`` samples.
+    timeout: float = 60.0  # Seconds one call may take before its queries are cancelled and the series ends.
+
+
+class CallTimeout(Exception):
+    """A timed call ran past the timeout and had its database query cancelled."""
+
+
+@contextmanager
+def watchdog(seconds: float) -> Iterator[None]:
+    """Cancel the running query of this thread's connection when the block runs past ``seconds``."""
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    # This thread's connection object: the timer's thread would get a connection of its own.
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    fired = threading.Event()
+
+    def cancel() -> None:
+        fired.set()
+        raw = wrapper.connection
+        if raw is None:
+            return
+        if wrapper.vendor == "sqlite":
+            raw.interrupt()
+        else:
+            raw.cancel_safe() if hasattr(raw, "cancel_safe") else raw.cancel()
+
+    timer = threading.Timer(seconds, cancel)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except Exception as error:
+        if fired.is_set():
+            raise CallTimeout(f"timeout: cancelled after {seconds:g} s") from error
+        raise
+    finally:
+        timer.cancel()
 
 
 @dataclass
@@ -82,11 +120,20 @@ class Series:
     def status(self) -> str:
         """Return the HTTP status as text, "ERR" for an exception, "" for a selector."""
         if self.error:
-            return "ERR"
+            return "TIMEOUT" if self.timed_out else "ERR"
         if not self.statuses:
             return ""
         counts = Counter(self.statuses)
         return "/".join(str(status) for status, _ in counts.most_common())
+
+    @property
+    def timed_out(self) -> bool:
+        return self.error.startswith("timeout")
+
+    @property
+    def failed(self) -> bool:
+        """Return whether the code under test failed (an exception other than a timeout, or a 5xx)."""
+        return (bool(self.error) and not self.timed_out) or any(status >= 500 for status in self.statuses)
 
     @property
     def flagged(self) -> bool:
@@ -112,23 +159,26 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _timed(call: Callable[[], Any], *, options: Options, on_result: Callable[[Any], None]) -> list[float]:
+def _timed(
+    call: Callable[[], Any], *, options: Options, on_result: Callable[[Any], None], samples: list[float]
+) -> None:
     started = time.perf_counter()
     for _ in range(options.warmup):
-        on_result(call())
+        with watchdog(options.timeout):
+            on_result(call())
         # On a big dataset one warm-up of a slow page is enough: its caches are warm after it.
         if time.perf_counter() - started > options.budget / 4:
             break
-    samples: list[float] = []
     started = time.perf_counter()
     while len(samples) < options.repeat:
-        before = time.perf_counter()
-        result = call()
-        samples.append((time.perf_counter() - before) * 1000)
+        with watchdog(options.timeout):
+            before = time.perf_counter()
+            result = call()
+            elapsed = time.perf_counter() - before
+        samples.append(elapsed * 1000)
         on_result(result)
         if len(samples) >= options.min_repeat and time.perf_counter() - started > options.budget:
             break
-    return samples
 
 
 @contextmanager
@@ -171,11 +221,13 @@ def _page_series(*, client: Any, page: Page, url: str, kind: str, period: str, o
             series.location = response.get("Location", "")
 
     try:
-        series.samples_ms = _timed(lambda: client.get(url), options=options, on_result=record)
+        _timed(lambda: client.get(url), options=options, on_result=record, samples=series.samples_ms)
         # Outside the timed calls: counting queries turns on the cursor's debug recording.
         with CaptureQueriesContext(connection) as queries:
             client.get(url)
         series.queries = len(queries.captured_queries)
+    except CallTimeout as error:
+        series.error = str(error)
     except Exception as error:  # A broken page is a result to report, not a reason to stop.
         series.error = f"{type(error).__name__}: {error}"[:500]
     return series
@@ -202,7 +254,8 @@ def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Se
         results.append(series)
         figures = f"p50 {series.p50:8.1f} ms  p95 {series.p95:8.1f} ms" if series.samples_ms else ""
         flag = f"  [{series.status}{' ' + series.location if series.location else ''}]" if series.flagged else ""
-        echo(f"  {series.kind:<16} {series.target:<28} {series.period:<13} {figures}{flag}{series.error[:80]}")
+        detail = series.note or series.error[:80]
+        echo(f"  {series.kind:<16} {series.target:<28} {series.period:<13} {figures}{flag} {detail}".rstrip())
 
     for page in PAGES:
         try:
@@ -238,11 +291,14 @@ def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Se
                 kind="selector", target=key, period=period, url=f"{function.__module__}.{function.__qualname__}"
             )
             try:
-                series.samples_ms = _timed(
+                _timed(
                     lambda function=function, arguments=arguments: function(**arguments),
                     options=options,
                     on_result=lambda _: None,
+                    samples=series.samples_ms,
                 )
+            except CallTimeout as error:
+                series.error = str(error)
             except Exception as error:
                 series.error = f"{type(error).__name__}: {error}"[:500]
             add(series)
@@ -271,7 +327,7 @@ def ratios(*, results: list[Series], report_keys: dict[str, tuple[str, ...]]) ->
     by_key = {(series.kind, series.target, series.period): series for series in results}
     rows = []
     for series in results:
-        if series.kind != "page" or not series.samples_ms:
+        if series.kind != "page" or series.note:
             continue
         bare = by_key.get(("page-no-reports", series.target, series.period))
         selectors = [by_key.get(("selector", key, series.period)) for key in report_keys.get(series.target, ())]
@@ -287,8 +343,8 @@ def ratios(*, results: list[Series], report_keys: dict[str, tuple[str, ...]]) ->
                 "period": series.period,
                 "page_p50_ms": _round(series.p50),
                 "no_reports_p50_ms": _round(bare_p50),
-                "page_over_no_reports": _round(series.p50 / bare_p50) if bare_p50 else None,
-                "reports_ms": _round(series.p50 - bare_p50) if bare_p50 is not None else None,
+                "page_over_no_reports": _round(series.p50 / bare_p50) if bare_p50 and series.p50 else None,
+                "reports_ms": _round(series.p50 - bare_p50) if bare_p50 is not None and series.p50 else None,
                 "reports": list(report_keys.get(series.target, ())),
                 "raw_selectors_p50_ms": _round(raw),
                 "raw_over_page": _round(raw / series.p50) if raw is not None and series.p50 else None,
@@ -304,7 +360,11 @@ def targets_check(*, vendor: str, results: list[Series], ratio_rows: list[dict[s
     ratio_by_key = {(row["page"], row["period"]): row for row in ratio_rows}
     checks = []
     for series in results:
-        if series.kind != "page" or not series.samples_ms:
+        if series.kind != "page" or series.note:
+            continue
+        if series.flagged:
+            reason = series.error or f"status {series.status}"
+            checks.append({"page": series.target, "period": series.period, "met": False, "misses": [reason]})
             continue
         misses = []
         if "p50_ms" in goals and series.p50 > goals["p50_ms"]:
@@ -397,7 +457,7 @@ def markdown_table(results: list[Series], ratio_rows: list[dict[str, Any]]) -> s
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for series in results:
-        if series.kind != "page" or not series.samples_ms:
+        if series.kind != "page" or series.note:
             continue
         ratio = ratio_by_key.get((series.target, series.period), {})
         without = bare.get((series.target, series.period))

@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
-from reports.admin import ReportsAdminMixin
+from reports.admin import PeriodAdminMixin, ReportsAdminMixin, SelectedRelatedFilter
 from reports.templatetags.report_format import money_html
 
 
@@ -24,7 +24,9 @@ class ChatMessageInline(admin.TabularInline):
 
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(admin.ModelAdmin):
+class ChatSessionAdmin(PeriodAdminMixin, admin.ModelAdmin):
+    # A chatbot report's drill-down lands here: the period keeps the list to the sessions it counted.
+    period_list_field = "created_at"
     list_display = ("__str__", "user", "chatbot", "created_at")
     list_select_related = ("user", "chatbot")
     list_filter = ("chatbot",)
@@ -57,6 +59,9 @@ class OpenRouterRequestCostAdmin(ReportsAdminMixin, admin.ModelAdmin):
         "average_tokens_per_request",
         "top_chatbots_by_sessions",
     )
+    show_usage_overview = True
+    # The period filters the list too, so that a report row's drill-down lists exactly its requests.
+    period_list_field = "created_at"
     # The cost comes early so that it stays on screen when the wide list scrolls sideways.
     list_display = (
         "created_at",
@@ -70,7 +75,13 @@ class OpenRouterRequestCostAdmin(ReportsAdminMixin, admin.ModelAdmin):
         "generation_id",
     )
     list_select_related = ("user", "ai_model")
-    list_filter = ("cost_status", "ai_model__is_free")
+    # The user and model filters list only the chosen one: reached from a report row, not picked from all.
+    list_filter = (
+        "cost_status",
+        "ai_model__is_free",
+        ("user", SelectedRelatedFilter),
+        ("ai_model", SelectedRelatedFilter),
+    )
     search_fields = ("generation_id", "user__username", "ai_model__openrouter_id")
     raw_id_fields = ("user", "session", "ai_model")
     show_full_result_count = False

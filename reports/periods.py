@@ -20,6 +20,11 @@ PRESETS: dict[str, str] = {
 }
 CUSTOM = "custom"
 
+# Dates a person can mean: far-off years overflow the day arithmetic (9999-12-31 has no next day)
+# or the conversion of a midnight to UTC near year 1, which would turn a typo into a server error.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(9998, 12, 31)
+
 # Query-string names; the admin strips them before Django's changelist reads its lookups.
 PERIOD_PARAM = "period"
 SINCE_PARAM = "from"
@@ -146,9 +151,12 @@ def period_from_preset(*, preset: str, today: date | None = None) -> Period:
 def date_parse(*, value: str, name: str) -> date:
     """Return the date written as YYYY-MM-DD in ``value``, or raise PeriodError naming ``name``."""
     try:
-        return date.fromisoformat(value.strip())
+        parsed = date.fromisoformat(value.strip())
     except ValueError:
         raise PeriodError(f"{name} must be a date written YYYY-MM-DD, not {value!r}.") from None
+    if not EARLIEST_DATE <= parsed <= LATEST_DATE:
+        raise PeriodError(f"{name} must be a date between {EARLIEST_DATE} and {LATEST_DATE}, not {value!r}.")
+    return parsed
 
 
 def period_from_params(*, params: Mapping[str, str], today: date | None = None) -> Period:

@@ -218,6 +218,16 @@ __all__ = [
 # --- Explorer: headline figures, daily trend, chatbot unit economics -------------------------
 
 
+USD_QUANTUM = Decimal("0.000000000001")
+
+
+def _usd_divide(amount: Decimal, count: int) -> Decimal | None:
+    """Return ``amount / count`` rounded half-up to the stored cost scale, or None when count is 0."""
+    if not count:
+        return None
+    return (amount / count).quantize(USD_QUANTUM, rounding=ROUND_HALF_UP)
+
+
 @dataclass(frozen=True)
 class UsageHeadline:
     total_cost_usd: Decimal
@@ -295,11 +305,13 @@ class ChatbotEconomicsRow:
 
     @property
     def cost_per_session(self) -> Decimal | None:
-        return self.total_cost_usd / self.session_count if self.session_count else None
+        """Return the cost per session, half-up to the 12 decimal places costs are stored with."""
+        return _usd_divide(self.total_cost_usd, self.session_count)
 
     @property
     def cost_per_message(self) -> Decimal | None:
-        return self.total_cost_usd / self.message_count if self.message_count else None
+        """Return the cost per message, half-up to the 12 decimal places costs are stored with."""
+        return _usd_divide(self.total_cost_usd, self.message_count)
 
     @property
     def free_share(self) -> Decimal | None:
@@ -311,7 +323,8 @@ class ChatbotEconomicsRow:
         )
 
 
-ZERO_USD = Decimal("0")
+# Zero with the stored scale, so an idle day exports as 0.000000000000 like any other cost.
+ZERO_USD = Decimal("0.000000000000")
 FREE = Q(ai_model__is_free=True)
 PAID = Q(ai_model__is_free=False)
 
@@ -371,8 +384,10 @@ def daily_usage(*, period: Period) -> list[DailyUsageRow]:
     until = period.until or timezone.localdate()
     if since is None or since > until:
         return []
+    # The period's own bounds: an all-time period spans from the first request, possibly longer
+    # than a Period may be, and rows outside [since, until] are left out by the loop below.
     days = (
-        _requests(period=Period(since=since, until=until))
+        _requests(period=period)
         .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
         .values("day")
         .annotate(

@@ -1,4 +1,4 @@
-"""Screenshot the four admin pages that show usage reports, in light and dark mode.
+"""Screenshot the admin pages that show usage reports, and the usage dashboard, in light and dark mode.
 
 Run it against a running server (``make run``, or ``manage.py runserver``)::
 
@@ -15,6 +15,7 @@ The exit status is 1 when a page fails to load, or loads with a broken asset or 
 import argparse
 import sys
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page, Response, sync_playwright
@@ -35,12 +36,19 @@ class AdminPage:
     path: str
 
 
-PAGES = (
-    AdminPage("request-costs", "/admin/chatbot/openrouterrequestcost/"),
-    AdminPage("users", "/admin/accounts/user/"),
-    AdminPage("ai-models", "/admin/ai_models/aimodel/"),
-    AdminPage("chatbots", "/admin/chatbot/chatbot/"),
-)
+def admin_pages(*, today: date) -> tuple[AdminPage, ...]:
+    """Return the pages to photograph; the custom period is the 30 days ending two weeks ago."""
+    custom = f"period=custom&from={today - timedelta(days=44)}&to={today - timedelta(days=15)}"
+    return (
+        AdminPage("index", "/admin/"),
+        AdminPage("dashboard", "/admin/reports/dashboard/?period=last-30-days"),
+        AdminPage("request-costs", "/admin/chatbot/openrouterrequestcost/"),
+        AdminPage("request-costs-custom-period", f"/admin/chatbot/openrouterrequestcost/?{custom}"),
+        AdminPage("users", "/admin/accounts/user/?period=this-month"),
+        AdminPage("ai-models", "/admin/ai_models/aimodel/?period=last-7-days"),
+        AdminPage("chatbots", "/admin/chatbot/chatbot/?period=last-month"),
+        AdminPage("chat-sessions", "/admin/chatbot/chatsession/?period=last-7-days"),
+    )
 
 
 def admin_login(*, page: Page, base_url: str, username: str, password: str) -> None:
@@ -73,7 +81,7 @@ def screenshots_take(
         page.on("pageerror", on_script_error)
         page.on("response", on_response)
         admin_login(page=page, base_url=base_url, username=username, password=password)
-        for admin_page in PAGES:
+        for admin_page in admin_pages(today=date.today()):
             response = page.goto(f"{base_url}{admin_page.path}")
             page.wait_for_load_state("networkidle")
             if response is None or not response.ok:

@@ -328,7 +328,7 @@ def test_the_ai_models_page_says_when_the_catalog_was_last_synced(superuser_clie
 
     latest = CatalogSync.objects.latest()
     assert page.context["catalog_last_sync"] == latest
-    assert page.context["subtitle"].startswith("Catalog last synced")
+    assert page.context["catalog_status"].startswith("Catalog last synced")
     assert "(414 models: 253 new, " in page.content.decode()
 
 
@@ -384,3 +384,22 @@ def test_a_staff_user_who_may_only_view_models_cannot_sync(settings):
     assert "sync_catalog" not in [name for name, _ in actions]
     assert fake.received == []
     assert AIModel.objects.count() == 1
+
+
+def test_the_sync_button_shows_only_to_users_who_may_sync(superuser_client):
+    changelist = reverse("admin:ai_models_aimodel_changelist")
+    sync_url = reverse("admin:ai_models_aimodel_sync")
+    page = superuser_client.get(changelist).content.decode()
+    assert f'action="{sync_url}"' in page
+    assert "Sync from OpenRouter" in page
+
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_aimodel"))
+    client = Client()
+    client.force_login(viewer)
+    page = client.get(changelist).content.decode()
+    assert "Catalog never synced" in page
+    assert "Sync from OpenRouter" not in page
+    refused = client.post(sync_url, follow=True).content.decode()
+    assert "You may not sync the catalog" in refused
+    assert not CatalogSync.objects.exists()

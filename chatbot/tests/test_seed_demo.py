@@ -7,9 +7,10 @@ from io import StringIO
 from unittest import mock
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.db.models import Count, F
+from django.test import override_settings
 
 from accounts.models import User
 from ai_models.models import AIModel
@@ -34,8 +35,17 @@ def table_counts() -> dict[str, int]:
 
 def seed_command() -> str:
     out = StringIO()
-    call_command("seed_demo", stdout=out)
+    with override_settings(DEBUG=True):
+        call_command("seed_demo", stdout=out)
     return out.getvalue()
+
+
+def test_seed_demo_refuses_to_run_with_debug_off() -> None:
+    with pytest.raises(CommandError, match="DEBUG off"):
+        call_command("seed_demo", stdout=StringIO())
+    assert table_counts()["requests"] == 0
+    call_command("seed_demo", "--allow-without-debug", stdout=StringIO())
+    assert table_counts()["requests"] > 0
 
 
 def test_seed_demo_builds_a_believable_platform_once() -> None:

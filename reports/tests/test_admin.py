@@ -256,17 +256,29 @@ def test_exact_cost_tooltip_never_uses_an_exponent(admin_client):
     assert "E+" not in users
 
 
-def test_report_names_link_to_their_admin_pages(admin_client, platform):
+def test_report_names_link_to_their_rows_and_to_their_admin_pages(admin_client, platform):
     content = page(admin_client, REQUEST_COSTS_URL)
 
+    # A name opens its rows for the period (all time here); the icon beside it opens its record.
     users = report_html(content, "top_users_by_cost")
-    assert f'href="/admin/accounts/user/{platform.alice.pk}/change/"' in users
+    assert (
+        f'<a class="usage-report-drilldown" href="{REQUEST_COSTS_URL}?user__id__exact={platform.alice.pk}'
+        '&amp;period=all-time" title="Its requests in the period">alice</a>'
+    ) in users
+    assert f'<a class="usage-report-record" href="/admin/accounts/user/{platform.alice.pk}/change/"' in users
     models = report_html(content, "top_models_by_usage")
     # The OpenRouter id tells apart two models of the same display name.
-    assert f'<a href="/admin/ai_models/aimodel/{platform.paid_one.pk}/change/" title="acme/paid-one">Paid One</a>' in (
-        models
+    assert (
+        f'<a class="usage-report-drilldown" href="{REQUEST_COSTS_URL}?ai_model__id__exact={platform.paid_one.pk}'
+        '&amp;period=all-time" title="acme/paid-one: its requests in the period">Paid One</a>'
+    ) in models
+    assert (
+        f'href="/admin/ai_models/aimodel/{platform.paid_one.pk}/change/" title="Open the AI Model Paid One"' in models
     )
     chatbots = report_html(content, "top_chatbots_by_sessions")
+    assert f'href="/admin/chatbot/chatsession/?chatbot__id__exact={platform.helpdesk.pk}&amp;period=all-time"' in (
+        chatbots
+    )
     assert f'href="/admin/chatbot/chatbot/{platform.helpdesk.pk}/change/"' in chatbots
 
 
@@ -432,8 +444,10 @@ def page_queries(client, url: str) -> int:
     [
         # Session, user, the list's rows and its count (and the unfiltered count, except on the
         # request list, which skips it), then one query per report. Besides: Users lists its groups
-        # for a filter; AI Models reads its last catalog sync and lists its providers for a filter.
-        (REQUEST_COSTS_URL, 4 + 5),
+        # for a filter; AI Models reads its last catalog sync and lists its providers for a filter;
+        # the request list adds the headline figures (1: all time has no previous period) and the
+        # daily chart (2: the first request's day, then the days).
+        (REQUEST_COSTS_URL, 4 + 5 + 1 + 2),
         (USERS_URL, 5 + 1 + 3),
         (AI_MODELS_URL, 5 + 2 + 2),
         (CHATBOTS_URL, 5 + 1),

@@ -1,5 +1,6 @@
-"""Tests of ``manage.py usage_report`` and of the JSON-ready dicts it prints (``reports.exports``)."""
+"""Tests of ``manage.py usage_report`` and of the JSON and CSV it prints (``reports.exports``)."""
 
+import csv
 import json
 import os
 import subprocess
@@ -24,7 +25,7 @@ from core.factories import (
     RequestCostFactory,
     UserFactory,
 )
-from reports.exports import usage_report_as_dict
+from reports.exports import report_csv_rows, usage_report_as_dict
 from reports.periods import Period
 from reports.registry import REPORTS
 
@@ -413,6 +414,11 @@ def test_bad_keyword_options_are_usage_errors_too() -> None:
     ],
 )
 def test_command_line_exits_with_status_2(args: list[str], message: str) -> None:
+    assert_usage_error_exit(args, message)
+
+
+def assert_usage_error_exit(args: list[str], message: str) -> None:
+    """Run the command in a child process and check it exits with 2, ``message`` on stderr, nothing on stdout."""
     # Bad input is rejected before any query, so the child needs no test database.
     completed = subprocess.run(  # noqa: S603 (a fixed command line, no shell)
         [sys.executable, "manage.py", "usage_report", *args],
@@ -426,3 +432,234 @@ def test_command_line_exits_with_status_2(args: list[str], message: str) -> None
     assert completed.returncode == 2, completed.stderr
     assert message in completed.stderr
     assert completed.stdout == ""
+
+
+# --- --period ----------------------------------------------------------------------------------
+
+
+def freeze_today(monkeypatch, day: str) -> None:
+    """Make it 15:00 in Paris on ``day``, as far as the presets are concerned."""
+    monkeypatch.setattr("django.utils.timezone.now", lambda: paris(day, "15:00:00"))
+
+
+def test_period_last_month_is_the_calendar_month(platform: Platform, monkeypatch) -> None:
+    freeze_today(monkeypatch, "2026-04-15")
+
+    data = run_json("--period", "last-month")
+
+    assert data["period"] == {"since": "2026-03-01", "until": "2026-03-31"}
+    assert data == run_json("--since", "2026-03-01", "--until", "2026-03-31")
+    assert list(data) == REPORT_KEYS
+    text = run("--period", "last-month")
+    assert text.startswith("Usage report: last month (2026-03-01 to 2026-03-31)\n")
+    assert text == run("--since", "2026-03-01", "--until", "2026-03-31").replace(
+        "Usage report: 2026-03-01 to 2026-03-31", "Usage report: last month (2026-03-01 to 2026-03-31)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("today", "preset", "since", "until", "users"),
+    [
+        # 2 to 31 March: r1 (1 March) is out, so alice keeps r2 only.
+        (
+            "2026-03-31",
+            "last-30-days",
+            "2026-03-02",
+            "2026-03-31",
+            [
+                ("bob", "0.021000000000", 3600, 2),
+                ("alice", "0.000123456789", 300, 1),
+                ("carol", "0.000000000000", 2150, 2),
+            ],
+        ),
+        # 26 March to 1 April: r3 (31 March) and r8 (1 April): 0.021 + 0.25 USD, 3000 + 100 tokens.
+        ("2026-04-01", "last-7-days", "2026-03-26", "2026-04-01", [("bob", "0.271000000000", 3100, 2)]),
+        # 1 April only: r8.
+        ("2026-04-01", "this-month", "2026-04-01", "2026-04-01", [("bob", "0.250000000000", 100, 1)]),
+        ("2026-04-01", "today", "2026-04-01", "2026-04-01", [("bob", "0.250000000000", 100, 1)]),
+        # 1 March only: r1.
+        ("2026-03-01", "today", "2026-03-01", "2026-03-01", [("alice", "0.010500000000", 1500, 1)]),
+        # February, on 1 March: r7 only.
+        ("2026-03-01", "last-month", "2026-02-01", "2026-02-28", [("alice", "0.500000000000", 200, 1)]),
+    ],
+)
+def test_period_presets_count_back_from_today(
+    platform: Platform, monkeypatch, today: str, preset: str, since: str, until: str, users: list[tuple]
+) -> None:
+    freeze_today(monkeypatch, today)
+
+    data = run_json("--period", preset)
+
+    assert data["period"] == {"since": since, "until": until}
+    assert pick(data["top_users_by_cost"], "username", "total_cost_usd", "total_tokens", "request_count") == users
+
+
+def test_period_last_30_days_has_the_hand_computed_figures(platform: Platform, monkeypatch) -> None:
+    freeze_today(monkeypatch, "2026-03-31")
+
+    data = run_json("--period", "last-30-days")
+
+    # r2..r6: (300 + 3000 + 600 + 150 + 2000) / 5 = 6050 / 5.
+    assert data["average_tokens_per_request"] == "1210.00"
+    # Helper keeps s2 (1 message), s1 being on 1 March; Other has s3 (2 messages) and an empty session.
+    assert pick(data["top_chatbots_by_sessions"], "name", "session_count", "message_count") == [
+        ("Other", 2, 2),
+        ("Helper", 1, 1),
+    ]
+
+
+def test_period_all_time_is_the_default(platform: Platform) -> None:
+    assert run_json("--period", "all-time") == run_json()
+    assert run("--period", "all-time").startswith("Usage report: all time\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--period", "last-month", "--since", "2026-03-01"],
+        ["--period", "today", "--until", "2026-03-01"],
+        ["--since", "2026-03-01", "--until", "2026-03-31", "--period", "all-time"],
+    ],
+)
+def test_period_and_dates_are_exclusive(args: list[str]) -> None:
+    with pytest.raises(CommandError) as error:
+        run(*args)
+    assert error.value.returncode == 2
+    assert str(error.value) == "--period cannot be combined with --since or --until."
+
+
+def test_unknown_period_keyword_is_a_usage_error() -> None:
+    with pytest.raises(CommandError) as error:
+        call_command("usage_report", stdout=StringIO(), period="yesterday")
+    assert error.value.returncode == 2
+    assert str(error.value) == (
+        "--period must be one of today, last-7-days, last-30-days, this-month, last-month, all-time, not 'yesterday'."
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--period", "yesterday"], "argument --period: invalid choice: 'yesterday'"),
+        (["--period", "today", "--since", "2026-03-01"], "CommandError: --period cannot be combined with --since"),
+    ],
+)
+def test_period_errors_exit_with_status_2(args: list[str], message: str) -> None:
+    assert_usage_error_exit(args, message)
+
+
+# --- --format csv ------------------------------------------------------------------------------
+
+
+def test_csv_for_march_has_the_hand_computed_figures(platform: Platform) -> None:
+    p = platform
+    text = run("--format", "csv", "--since", "2026-03-01", "--until", "2026-03-31")
+
+    # The figures of test_json_for_march_has_the_hand_computed_figures, as spreadsheet sections.
+    assert text == "\r\n".join(
+        [
+            "Usage report",
+            "From,2026-03-01",
+            "To,2026-03-31",
+            "",
+            "Top Users by OpenRouter Cost",
+            "Rank,User ID,Username,Total cost (USD),Total tokens,Requests",
+            f"1,{p.bob.pk},bob,0.021000000000,3600,2",
+            f"2,{p.alice.pk},alice,0.010623456789,1800,2",
+            f"3,{p.carol.pk},carol,0.000000000000,2150,2",
+            "",
+            "Top AI Models by Usage",
+            "Rank,Model ID,OpenRouter ID,Model,Usage count,Total tokens,Total cost (USD)",
+            f"1,{p.big.pk},acme/big,Acme Big,2,4500,0.031500000000",
+            f"2,{p.free_a.pk},acme/free-a:free,Acme Free A,2,750,0.000000000000",
+            f"3,{p.free_b.pk},other/free-b,Free B,1,2000,0.000000000000",
+            f"4,{p.small.pk},acme/small,Acme Small,1,300,0.000123456789",
+            "",
+            "Top Free AI Models Usage",
+            "Rank,Model ID,OpenRouter ID,Free model,Usage count,Total tokens",
+            f"1,{p.free_a.pk},acme/free-a:free,Acme Free A,2,750",
+            f"2,{p.free_b.pk},other/free-b,Free B,1,2000",
+            "",
+            "Average Token Usage",
+            "Average tokens per request",
+            "1258.33",
+            "",
+            "Top Chatbots by Session Count",
+            "Rank,Chatbot ID,Chatbot,Sessions,Messages",
+            f"1,{p.helper.pk},Helper,2,4",
+            f"2,{p.other.pk},Other,2,2",
+            "",
+            "Top Users by Free Model Usage",
+            "Rank,User ID,Username,Total tokens,Requests",
+            f"1,{p.carol.pk},carol,2150,2",
+            f"2,{p.bob.pk},bob,600,1",
+            "",
+        ]
+    )
+
+
+def test_csv_sections_are_the_downloads_rows(platform: Platform, monkeypatch) -> None:
+    freeze_today(monkeypatch, "2026-04-15")
+    rows = list(csv.reader(StringIO(run("--format", "csv", "--period", "last-month", "--limit", "2"), newline="")))
+
+    assert rows[:3] == [["Usage report"], ["From", "2026-03-01"], ["To", "2026-03-31"]]
+    sections = "\n".join("\t".join(row) for row in rows[4:]).split("\n\n")
+    period = Period(since=date(2026, 3, 1), until=date(2026, 3, 31))
+    # Each section is its title, then exactly what the admin's download of that report holds.
+    assert len(sections) == len(REPORTS)
+    for section, report in zip(sections, REPORTS.values(), strict=True):
+        lines = [line.split("\t") for line in section.split("\n")]
+        download = report_csv_rows(report=report, result=report.compute(period=period, limit=2))
+        assert lines == [[report.title], *([str(cell) for cell in row] for row in download)], report.key
+
+
+def test_csv_escapes_formulas_and_json_does_not(platform: Platform) -> None:
+    evil = UserFactory(username='=HYPERLINK("http://evil.example","x")')
+    model = AIModelFactory(openrouter_id="@evil/model", name="-Evil")
+    RequestCostFactory(
+        user=evil,
+        ai_model=model,
+        prompt_tokens=9000,
+        completion_tokens=0,
+        cost_usd=Decimal("1"),
+        created_at=paris("2026-03-05"),
+    )
+
+    rows = list(csv.reader(StringIO(run("--format", "csv", "--since", "2026-03-01", "--until", "2026-03-31"))))
+    # The costliest user in March; the third model (1 request, after big and free A with 2 each).
+    assert ["1", str(evil.pk), '\'=HYPERLINK("http://evil.example","x")', "1.000000000000", "9000", "1"] in rows
+    assert ["3", str(model.pk), "'@evil/model", "'-Evil", "1", "9000", "1.000000000000"] in rows
+
+    data = run_json("--since", "2026-03-01", "--until", "2026-03-31")
+    assert data["top_users_by_cost"][0]["username"] == '=HYPERLINK("http://evil.example","x")'
+    assert pick(data["top_models_by_usage"][2:3], "openrouter_id", "name") == [("@evil/model", "-Evil")]
+
+
+def test_csv_of_an_empty_database_has_every_header() -> None:
+    assert run("--format", "csv") == "\r\n".join(
+        [
+            "Usage report",
+            "From,",
+            "To,",
+            "",
+            "Top Users by OpenRouter Cost",
+            "Rank,User ID,Username,Total cost (USD),Total tokens,Requests",
+            "",
+            "Top AI Models by Usage",
+            "Rank,Model ID,OpenRouter ID,Model,Usage count,Total tokens,Total cost (USD)",
+            "",
+            "Top Free AI Models Usage",
+            "Rank,Model ID,OpenRouter ID,Free model,Usage count,Total tokens",
+            "",
+            "Average Token Usage",
+            "Average tokens per request",
+            '""',  # no requests: an empty figure, quoted so the row is not taken for a blank line
+            "",
+            "Top Chatbots by Session Count",
+            "Rank,Chatbot ID,Chatbot,Sessions,Messages",
+            "",
+            "Top Users by Free Model Usage",
+            "Rank,User ID,Username,Total tokens,Requests",
+            "",
+        ]
+    )

@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chatbot.demo import DEFAULT_SEED, DemoSeedResult, demo_platform_seed
 
@@ -12,8 +13,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"Random seed (default {DEFAULT_SEED}).")
+        parser.add_argument(
+            "--allow-without-debug",
+            action="store_true",
+            help="Seed even with DEBUG off (a staging copy, say); never on a production database.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG and not options["allow_without_debug"]:
+            # Fake users and costs in a production database would end up in its real reports.
+            raise CommandError("Refusing to load demo data with DEBUG off; pass --allow-without-debug if you mean it.")
         result = demo_platform_seed(seed=options["seed"])
         self.stdout.write(summary_line(result))
 

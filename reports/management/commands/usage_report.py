@@ -1,4 +1,4 @@
-"""Print every usage report for a period, as aligned text tables or as JSON."""
+"""Print every usage report for a period, as aligned text tables, JSON or CSV."""
 
 import json
 import re
@@ -7,13 +7,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reports.exports import usage_report_as_dict
-from reports.periods import Period
+from reports.exports import csv_lines, usage_report_as_dict, usage_report_csv_rows
+from reports.periods import PRESETS, Period, PeriodError, period_from_preset
 from reports.registry import REPORTS, Report
 from reports.selectors import DEFAULT_LIMIT
 from reports.templatetags.report_format import money_display
 
-FORMATS = ("table", "json")
+FORMATS = ("table", "json", "csv")
 # Bad input exits with 2, as argparse does for its own errors.
 USAGE_ERROR = 2
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -22,7 +22,8 @@ ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 class Command(BaseCommand):
     help = (
         "Print every usage report (top users by cost, top models, free models, average tokens, top "
-        "chatbots, top users of free models). Dates are inclusive days in TIME_ZONE."
+        "chatbots, top users of free models). Dates are inclusive days in TIME_ZONE; choose them with "
+        "--period or with --since/--until."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -35,6 +36,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--since", metavar="YYYY-MM-DD", help="First day to include (default: no bound).")
         parser.add_argument("--until", metavar="YYYY-MM-DD", help="Last day to include (default: no bound).")
+        parser.add_argument(
+            "--period",
+            choices=tuple(PRESETS),
+            help="A preset period, counted back from today in TIME_ZONE; not with --since/--until.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         # Checked here rather than by argparse types: call_command() passes keyword options
@@ -47,17 +53,29 @@ class Command(BaseCommand):
         limit = limit_parse(options["limit"])
         since = date_parse(options["since"], option="--since")
         until = date_parse(options["until"], option="--until")
+        preset = options.get("period")
+        if preset is not None:
+            if since or until:
+                raise CommandError("--period cannot be combined with --since or --until.", returncode=USAGE_ERROR)
+            if preset not in PRESETS:
+                raise CommandError(
+                    f"--period must be one of {', '.join(PRESETS)}, not {preset!r}.", returncode=USAGE_ERROR
+                )
         if since and until and since > until:
             raise CommandError(f"--since ({since}) is after --until ({until}).", returncode=USAGE_ERROR)
         try:
-            period = Period(since=since, until=until)
-        except ValueError as error:
+            period = period_from_preset(preset=preset) if preset else Period(since=since, until=until)
+        except (PeriodError, ValueError) as error:
             raise CommandError(str(error), returncode=USAGE_ERROR) from None
 
         if output_format == "json":
             self.stdout.write(
                 json.dumps(usage_report_as_dict(period=period, limit=limit), indent=2, ensure_ascii=False)
             )
+        elif output_format == "csv":
+            # The same rows, cells and formula escaping as the admin's downloads.
+            for line in csv_lines(usage_report_csv_rows(period=period, limit=limit)):
+                self.stdout.write(line, ending="")
         else:
             self.stdout.write(usage_report_as_text(period=period, limit=limit))
 
@@ -91,9 +109,12 @@ def date_parse(value: Any, *, option: str) -> date | None:
 
 
 def period_describe(period: Period) -> str:
-    """Return the period in words: "all time", "2026-11-01 to 2026-11-30", "since …", "until …"."""
+    """Return the period in words: "all time", "2026-11-01 to 2026-11-30", "last month (…)", "since …"."""
     if period.since and period.until:
-        return f"{period.since} to {period.until}"
+        bounds = f"{period.since} to {period.until}"
+        if period.preset in PRESETS:
+            return f"{PRESETS[period.preset].lower()} ({bounds})"
+        return bounds
     if period.since:
         return f"since {period.since}"
     if period.until:

@@ -1,0 +1,83 @@
+import pytest
+
+from bench.database import DEFAULT_SQLITE_PATH, BenchDatabaseError, bench_database_from_url
+from bench.measure import Series, percentile, ratios, reports_off, targets_check
+
+
+def test_percentile_is_nearest_rank():
+    samples = [float(n) for n in range(20, 0, -1)]
+    # 20 samples: p50 is the 10th smallest, p95 the 19th.
+    assert percentile(samples, 50) == 10.0
+    assert percentile(samples, 95) == 19.0
+    # 5 samples: p95 is the slowest (rank ceil(4.75) = 5).
+    assert percentile([3.0, 1.0, 2.0, 5.0, 4.0], 95) == 5.0
+    assert percentile([], 50) is None
+
+
+def _series(kind, target, period, samples, statuses=()):
+    return Series(kind=kind, target=target, period=period, samples_ms=list(samples), statuses=list(statuses))
+
+
+def test_ratios_compare_page_with_its_bare_page_and_its_selectors():
+    results = [
+        _series("page", "users", "all-time", [40.0, 40.0, 40.0], [200] * 3),
+        _series("page-no-reports", "users", "all-time", [10.0, 10.0, 10.0], [200] * 3),
+        _series("selector", "top_users_by_cost", "all-time", [300.0]),
+        _series("selector", "average_tokens_per_request", "all-time", [100.0]),
+    ]
+    (row,) = ratios(results=results, report_keys={"users": ("top_users_by_cost", "average_tokens_per_request")})
+    # 40 / 10 = 4x; the reports add 40 - 10 = 30 ms; the raw selectors (300 + 100) / 40 = 10x.
+    assert row["page_over_no_reports"] == 4.0
+    assert row["reports_ms"] == 30.0
+    assert row["raw_selectors_p50_ms"] == 400.0
+    assert row["raw_over_page"] == 10.0
+    assert row["flagged"] is False
+    (check,) = targets_check(vendor="postgresql", results=results, ratio_rows=[row])
+    assert check == {"page": "users", "period": "all-time", "met": False, "misses": ["raw/page 10.0x < 50x"]}
+
+
+def test_redirected_and_timed_out_series_are_flagged_not_failed():
+    redirected = _series("page", "users", "last-30-days", [2.0], [302])
+    timed_out = Series(kind="page", target="users", period="all-time", error="timeout: cancelled after 60 s")
+    broken = _series("page", "users", "all-time", [2.0], [500])
+    assert redirected.flagged and not redirected.failed
+    assert timed_out.flagged and not timed_out.failed and timed_out.status == "TIMEOUT"
+    assert broken.failed
+
+
+def test_reports_off_restores_the_class_attribute():
+    class Admin:
+        report_keys = ("top_users_by_cost",)
+
+    model_admin = Admin()
+    with reports_off(model_admin):
+        assert model_admin.report_keys == ()
+    assert model_admin.report_keys == ("top_users_by_cost",)
+    assert "report_keys" not in vars(model_admin)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://postgres@127.0.0.1:5432/test",
+        "postgres://postgres@127.0.0.1:5432/test_test",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        "sqlite:////tmp/test_db.sqlite3",
+    ],
+)
+def test_databases_of_the_test_suites_are_refused(url):
+    with pytest.raises(BenchDatabaseError, match="Refusing"):
+        bench_database_from_url(url=url)
+
+
+def test_the_project_database_is_refused(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/app")
+    with pytest.raises(BenchDatabaseError, match="DATABASE_URL"):
+        bench_database_from_url(url="postgres://postgres@127.0.0.1/app")
+
+
+def test_aliases_name_the_default_databases(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert bench_database_from_url(url="sqlite").name == str(DEFAULT_SQLITE_PATH)
+    postgres = bench_database_from_url(url="postgres")
+    assert (postgres.vendor, postgres.name) == ("postgresql", "bench")
