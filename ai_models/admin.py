@@ -20,7 +20,7 @@ from reports.templatetags.report_format import price_per_million
 def catalog_sync_summary(*, sync: CatalogSync | None) -> str:
     """Return the one line the AI Models page shows about the catalog's last sync."""
     if sync is None:
-        return "Catalog never synced from OpenRouter: use Sync from OpenRouter, or run manage.py sync_openrouter_models."
+        return "Catalog never synced: use Sync from OpenRouter, or run manage.py sync_openrouter_models."
     when = date_format(timezone.localtime(sync.synced_at), "DATETIME_FORMAT")
     return (
         f"Catalog last synced {when} ({sync.model_count} models: {sync.created_count} new, "
