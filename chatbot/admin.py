@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
+from core.paginators import EstimatedCountPaginator
 from reports.admin import PeriodAdminMixin, ReportsAdminMixin, SelectedRelatedFilter
 from reports.templatetags.report_format import money_html
 
@@ -34,6 +35,7 @@ class ChatSessionAdmin(PeriodAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("user", "chatbot")
     inlines = (ChatMessageInline,)
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
 
 
 @admin.register(ChatMessage)
@@ -44,6 +46,7 @@ class ChatMessageAdmin(admin.ModelAdmin):
     search_fields = ("content",)
     raw_id_fields = ("session", "in_reply_to")
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
 
     @admin.display(description="Content")
     def short_content(self, message: ChatMessage) -> str:
@@ -85,6 +88,7 @@ class OpenRouterRequestCostAdmin(ReportsAdminMixin, admin.ModelAdmin):
     search_fields = ("generation_id", "user__username", "ai_model__openrouter_id")
     raw_id_fields = ("user", "session", "ai_model")
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
 
     @admin.display(description="Cost (USD)", ordering="cost_usd")
     def cost(self, request_cost: OpenRouterRequestCost) -> str:

@@ -106,6 +106,16 @@ DATABASES = {
     ),
 }
 
+# Optional read replica for the reports: their queries go there, every write and every other
+# read stays on the primary (see reports/routers.py).
+REPORTS_DATABASE_ALIAS = "default"
+if os.environ.get("REPORTS_DATABASE_URL"):
+    DATABASES["reports"] = dj_database_url.parse(os.environ["REPORTS_DATABASE_URL"], conn_max_age=60)
+    # Tests read the replica's alias from the primary's test database.
+    DATABASES["reports"]["TEST"] = {"MIRROR": "default"}
+    REPORTS_DATABASE_ALIAS = "reports"
+DATABASE_ROUTERS = ["reports.routers.ReportsReplicaRouter"]
+
 AUTH_USER_MODEL = "accounts.User"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -13,3 +13,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # on one server (two checkouts, or a test run beside a benchmark) never drop each other's.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
+
+# A second alias for the router tests, standing in for a read replica: it mirrors the test
+# database. Reports read it only where a test sets REPORTS_DATABASE_ALIAS = "reports".
+if "reports" not in DATABASES:  # noqa: F405
+    DATABASES["reports"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}  # noqa: F405

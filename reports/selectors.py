@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
 from reports.periods import ALL_TIME, Period
+from reports.routers import reads_reports_database
 
 DEFAULT_LIMIT = 10
 
@@ -75,6 +76,7 @@ def _check_limit(limit: int) -> None:
         raise ValueError(f"limit must be a positive integer, not {limit!r}.")
 
 
+@reads_reports_database
 def top_users_by_cost(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[UserCostRow]:
     """Return the users with the highest OpenRouter cost in the period."""
     _check_limit(limit)
@@ -96,6 +98,7 @@ def top_users_by_cost(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) 
     ]
 
 
+@reads_reports_database
 def top_models_by_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[ModelUsageRow]:
     """Return the AI models with the most requests in the period."""
     _check_limit(limit)
@@ -118,6 +121,7 @@ def top_models_by_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT
     ]
 
 
+@reads_reports_database
 def top_free_models(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[FreeModelUsageRow]:
     """Return the free AI models with the most requests in the period."""
     _check_limit(limit)
@@ -139,6 +143,7 @@ def top_free_models(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) ->
     ]
 
 
+@reads_reports_database
 def average_tokens_per_request(*, period: Period = ALL_TIME) -> Decimal | None:
     """Return the average total tokens per request in the period (2 decimals, half-up), or None."""
     totals = _requests(period=period).aggregate(tokens=Sum("total_tokens"), requests=Count("id"))
@@ -148,6 +153,7 @@ def average_tokens_per_request(*, period: Period = ALL_TIME) -> Decimal | None:
     return (Decimal(totals["tokens"]) / Decimal(totals["requests"])).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
+@reads_reports_database
 def top_chatbots_by_sessions(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[ChatbotSessionsRow]:
     """Return the chatbots with the most sessions in the period, with their sessions' messages."""
     _check_limit(limit)
@@ -180,6 +186,7 @@ def top_chatbots_by_sessions(*, period: Period = ALL_TIME, limit: int = DEFAULT_
     ]
 
 
+@reads_reports_database
 def top_users_by_free_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[UserFreeUsageRow]:
     """Return the users who used free models most in the period, by tokens."""
     _check_limit(limit)
@@ -329,6 +336,7 @@ FREE = Q(ai_model__is_free=True)
 PAID = Q(ai_model__is_free=False)
 
 
+@reads_reports_database
 def usage_headline(*, period: Period = ALL_TIME) -> UsageHeadline:
     """Return the period's total cost, requests, tokens, active users and free requests."""
     totals = _requests(period=period).aggregate(
@@ -347,6 +355,7 @@ def usage_headline(*, period: Period = ALL_TIME) -> UsageHeadline:
     )
 
 
+@reads_reports_database
 def usage_comparison(*, period: Period) -> list[HeadlineComparison]:
     """Return the headline figures of the period beside those of the period before it."""
     current = usage_headline(period=period)
@@ -372,12 +381,14 @@ def usage_comparison(*, period: Period) -> list[HeadlineComparison]:
     ]
 
 
+@reads_reports_database
 def first_request_date() -> date | None:
     """Return the day of the earliest recorded request, in TIME_ZONE, or None."""
     first = OpenRouterRequestCost.objects.order_by("created_at").values_list("created_at", flat=True).first()
     return timezone.localdate(first) if first else None
 
 
+@reads_reports_database
 def daily_usage(*, period: Period) -> list[DailyUsageRow]:
     """Return cost, requests and tokens per day of the period, free and paid apart, zero on idle days."""
     since = period.since or first_request_date()
@@ -420,6 +431,7 @@ def daily_usage(*, period: Period) -> list[DailyUsageRow]:
     return rows
 
 
+@reads_reports_database
 def chatbot_unit_economics(*, period: Period = ALL_TIME, limit: int | None = None) -> list[ChatbotEconomicsRow]:
     """Return per-chatbot sessions, messages, requests and cost in the period, costliest first."""
     if limit is not None:

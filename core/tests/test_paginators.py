@@ -1,0 +1,33 @@
+"""Counting big tables: exact when small, the planner's estimate when large (PostgreSQL)."""
+
+import pytest
+from django.db import connection
+
+from chatbot.models import OpenRouterRequestCost
+from core.factories import RequestCostFactory
+from core.paginators import EstimatedCountPaginator
+
+pytestmark = pytest.mark.django_db
+
+
+def test_small_results_are_counted_exactly():
+    RequestCostFactory.create_batch(7)
+    paginator = EstimatedCountPaginator(OpenRouterRequestCost.objects.order_by("-id"), per_page=5)
+    assert paginator.count == 7
+    assert paginator.num_pages == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="only PostgreSQL's planner gives estimates")
+def test_large_results_use_the_planners_estimate(monkeypatch):
+    RequestCostFactory.create_batch(30)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {OpenRouterRequestCost._meta.db_table}")
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_count_limit", 10)
+    queries = []
+    with connection.execute_wrapper(lambda execute, sql, *args: queries.append(sql) or execute(sql, *args)):
+        count = EstimatedCountPaginator(OpenRouterRequestCost.objects.order_by("-id"), per_page=5).count
+
+    # After ANALYZE the planner knows the table holds 30 rows; no COUNT(*) was run to learn it.
+    assert count == 30
+    assert len(queries) == 1
+    assert queries[0].startswith("EXPLAIN")
