@@ -8,12 +8,12 @@ from django.db import connections
 
 
 class EstimatedCountPaginator(Paginator):
-    """Count exactly when the planner expects few rows; otherwise use PostgreSQL's estimate.
+    """Count exactly up to ``exact_count_limit`` rows; past it, use PostgreSQL's estimate.
 
     An exact COUNT(*) over ten million request rows costs more than the page that shows them.
-    Above ``exact_count_limit`` rows the page counts are the planner's estimate, so "N results"
-    and the number of pages are approximate there, and exact below it. Other databases always
-    count exactly.
+    The count stops at ``exact_count_limit + 1`` rows, so it is cheap and exact for any list up
+    to the limit. Past it, "N results" and the number of pages come from the query planner's
+    estimate (never below the limit). Other databases always count exactly.
     """
 
     exact_count_limit = 50_000
@@ -21,11 +21,11 @@ class EstimatedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         queryset = self.object_list
-        connection = connections[getattr(queryset, "db", "default")]
-        if connection.vendor != "postgresql" or not hasattr(queryset, "query"):
+        if not hasattr(queryset, "query") or connections[queryset.db].vendor != "postgresql":
             return super().count
-        plan = json.loads(queryset.order_by().explain(format="json"))
-        estimate = int(plan[0]["Plan"]["Plan Rows"])
-        if estimate < self.exact_count_limit:
-            return super().count
-        return estimate
+        queryset = queryset.order_by()
+        capped = queryset[: self.exact_count_limit + 1].count()
+        if capped <= self.exact_count_limit:
+            return capped
+        plan = json.loads(queryset.explain(format="json"))
+        return max(int(plan[0]["Plan"]["Plan Rows"]), capped)

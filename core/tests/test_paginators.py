@@ -27,7 +27,14 @@ def test_large_results_use_the_planners_estimate(monkeypatch):
     with connection.execute_wrapper(lambda execute, sql, *args: queries.append(sql) or execute(sql, *args)):
         count = EstimatedCountPaginator(OpenRouterRequestCost.objects.order_by("-id"), per_page=5).count
 
-    # After ANALYZE the planner knows the table holds 30 rows; no COUNT(*) was run to learn it.
+    # The count stopped at 11 rows; after ANALYZE the planner knows the table holds 30.
     assert count == 30
-    assert len(queries) == 1
-    assert queries[0].startswith("EXPLAIN")
+    assert len(queries) == 2
+    assert "LIMIT 11" in queries[0]
+    assert queries[1].startswith("EXPLAIN")
+
+
+def test_the_count_stops_at_the_limit_on_every_database(monkeypatch):
+    RequestCostFactory.create_batch(4)
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_count_limit", 4)
+    assert EstimatedCountPaginator(OpenRouterRequestCost.objects.order_by("-id"), per_page=2).count == 4
