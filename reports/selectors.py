@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models import Aggregate, Count, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -153,23 +153,32 @@ def average_tokens_per_request(*, period: Period = ALL_TIME) -> Decimal | None:
     return (Decimal(totals["tokens"]) / Decimal(totals["requests"])).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
+def _per_chatbot(queryset: QuerySet, expression: Aggregate) -> Subquery:
+    """Return ``expression`` aggregated over the rows of ``queryset`` that belong to the outer chatbot.
+
+    ``queryset`` names the path to its chatbot ``chatbot_path``. One correlated subquery per
+    measure: joining sessions, messages and requests in a single GROUP BY would multiply each
+    count by the others (two sessions of 3 and 4 messages would count 14 messages).
+    """
+    return Subquery(
+        queryset.filter(chatbot_path=OuterRef("pk"))
+        .order_by()
+        .values("chatbot_path")
+        .annotate(measure=expression)
+        .values("measure")
+    )
+
+
 @reads_reports_database
 def top_chatbots_by_sessions(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[ChatbotSessionsRow]:
     """Return the chatbots with the most sessions in the period, with their sessions' messages."""
     _check_limit(limit)
-    # Messages are counted in a correlated subquery: joining sessions and messages in one
-    # GROUP BY would multiply the session count by the messages per session.
-    messages = (
-        ChatMessage.objects.filter(period.q("created_at"), session__chatbot=OuterRef("pk"))
-        .order_by()
-        .values("session__chatbot")
-        .annotate(count=Count("id"))
-        .values("count")
-    )
+    sessions = ChatSession.objects.filter(period.q("created_at")).annotate(chatbot_path=F("chatbot_id"))
+    messages = ChatMessage.objects.filter(period.q("created_at")).annotate(chatbot_path=F("session__chatbot_id"))
     rows = (
         Chatbot.objects.annotate(
-            session_count=Count("sessions", filter=period.q("sessions__created_at") or None),
-            message_count=Coalesce(Subquery(messages, output_field=IntegerField()), 0),
+            session_count=Coalesce(_per_chatbot(sessions, Count("id")), 0),
+            message_count=Coalesce(_per_chatbot(messages, Count("id")), 0),
         )
         .filter(session_count__gt=0)
         .order_by("-session_count", "-message_count", "id")
@@ -437,28 +446,16 @@ def chatbot_unit_economics(*, period: Period = ALL_TIME, limit: int | None = Non
     if limit is not None:
         _check_limit(limit)
 
-    def per_chatbot(queryset, **aggregate):
-        # One correlated subquery per measure: joining sessions, messages and requests in a
-        # single GROUP BY would multiply each count by the others.
-        ((name, expression),) = aggregate.items()
-        return Subquery(
-            queryset.filter(chatbot_path=OuterRef("pk"))
-            .order_by()
-            .values("chatbot_path")
-            .annotate(**{name: expression})
-            .values(name)
-        )
-
     sessions = ChatSession.objects.filter(period.q("created_at")).annotate(chatbot_path=F("chatbot_id"))
     messages = ChatMessage.objects.filter(period.q("created_at")).annotate(chatbot_path=F("session__chatbot_id"))
     requests = _requests(period=period).annotate(chatbot_path=F("session__chatbot_id"))
     rows = (
         Chatbot.objects.annotate(
-            session_count=Coalesce(per_chatbot(sessions, n=Count("id")), 0),
-            message_count=Coalesce(per_chatbot(messages, n=Count("id")), 0),
-            request_count=Coalesce(per_chatbot(requests, n=Count("id")), 0),
-            free_request_count=Coalesce(per_chatbot(requests, n=Count("id", filter=FREE)), 0),
-            total_cost_usd=per_chatbot(requests, cost=Sum("cost_usd")),
+            session_count=Coalesce(_per_chatbot(sessions, Count("id")), 0),
+            message_count=Coalesce(_per_chatbot(messages, Count("id")), 0),
+            request_count=Coalesce(_per_chatbot(requests, Count("id")), 0),
+            free_request_count=Coalesce(_per_chatbot(requests, Count("id", filter=FREE)), 0),
+            total_cost_usd=_per_chatbot(requests, Sum("cost_usd")),
         )
         .filter(Q(session_count__gt=0) | Q(request_count__gt=0))
         .order_by(F("total_cost_usd").desc(nulls_last=True), "-session_count", "id")
