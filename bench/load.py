@@ -175,6 +175,18 @@ def _metadata(
     )
 
 
+class _Progress:
+    """Report loaded requests at every tenth of the total."""
+
+    def __init__(self, *, total: int, echo: Callable[[str], None]) -> None:
+        self.total, self.echo, self.next_tenth = total, echo, 1
+
+    def report(self, done: int) -> None:
+        if done * 10 >= self.next_tenth * self.total:
+            self.echo(f"  ... {done:,} requests")
+            self.next_tenth = done * 10 // self.total + 1
+
+
 class _Phases:
     """Time consecutive phases of a load into ``result.seconds``."""
 
@@ -293,6 +305,7 @@ def postgres_load(
     tables = [plan.db_table for plan in plans.values()]
     result = LoadResult(counts=dict.fromkeys(plans, 0))
     phases = _Phases(result, echo=echo)
+    progress = _Progress(total=scale.rows, echo=echo)
 
     with psycopg.connect(database.psycopg_conninfo()) as connection, connection.cursor() as cursor:
         phases.start("prepare")
@@ -314,7 +327,7 @@ def postgres_load(
             for label in DAILY_TABLES:
                 _copy_rows(cursor, plans[label], batch[label], converters[label])
                 result.counts[label] += len(batch[label])
-            echo(f"  ... {result.counts['chatbot.OpenRouterRequestCost']:,} requests")
+            progress.report(result.counts["chatbot.OpenRouterRequestCost"])
 
         phases.start("indexes")
         for _, definition in indexes:
@@ -405,15 +418,18 @@ def sqlite_load(
     from django.db import connection as django_connection
 
     plans = table_plans()
-    django_connection.close()
     generator = PlatformGenerator(scale=scale, end=end)
     prefixes, times = _day_prefixes(generator), _times_of_day("")
     converters = {label: _sqlite_converters(plan, prefixes=prefixes, times=times) for label, plan in plans.items()}
     tables = [plan.db_table for plan in plans.values()]
     result = LoadResult(counts=dict.fromkeys(plans, 0))
     phases = _Phases(result, echo=echo)
+    progress = _Progress(total=scale.rows, echo=echo)
 
-    connection = sqlite3.connect(database.name, isolation_level=None)
+    # Django's own sqlite3 connection (in autocommit mode): it has the SQL functions Django
+    # registers, which triggers on the tables (e.g. the rollups') may call.
+    django_connection.ensure_connection()
+    connection: sqlite3.Connection = django_connection.connection
     try:
         phases.start("prepare")
         # No fsync and a journal in memory: a crash mid-load loses only a file the next run recreates.
@@ -443,7 +459,7 @@ def sqlite_load(
             for label in DAILY_TABLES:
                 _sqlite_insert(connection, plans[label], batch[label], converters[label])
                 result.counts[label] += len(batch[label])
-            echo(f"  ... {result.counts['chatbot.OpenRouterRequestCost']:,} requests")
+            progress.report(result.counts["chatbot.OpenRouterRequestCost"])
 
         phases.start("indexes")
         for _, definition in indexes:
@@ -474,7 +490,7 @@ def sqlite_load(
             connection.execute("ROLLBACK")
         raise
     finally:
-        connection.close()
+        django_connection.close()
     return result
 
 

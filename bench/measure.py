@@ -3,8 +3,9 @@
 Requires Django to be set up against a loaded benchmark database (see ``bench.__main__``).
 Every series is timed with ``time.perf_counter`` over repeated calls in this process, after
 warm-up calls; a series stops early, after at least ``min_repeat`` samples, once it has run for
-``budget`` seconds, so that slow pages on big datasets still finish. p50 and p95 are taken by
-the nearest-rank method (with fewer than 20 samples, p95 is the slowest sample).
+``budget`` seconds (and at three budgets whatever it has), so that slow pages on big datasets
+still finish. p50 and p95 are taken by the nearest-rank method (with fewer than 20 samples,
+p95 is the slowest sample).
 """
 
 import math
@@ -22,17 +23,17 @@ class Page:
     """An admin page to time: its URL name, and the model whose ModelAdmin draws its reports."""
 
     key: str
-    url_name: str
+    url_names: tuple[str, ...]  # Tried in order: the first that resolves is the page's URL.
     model: str | None = None  # "app_label.ModelName"; None for a page that is all reports (the dashboard).
 
 
 # The pages measured, in order; a page whose URL does not resolve yet is reported as skipped.
 PAGES: tuple[Page, ...] = (
-    Page("request_costs", "admin:chatbot_openrouterrequestcost_changelist", "chatbot.OpenRouterRequestCost"),
-    Page("users", "admin:accounts_user_changelist", "accounts.User"),
-    Page("ai_models", "admin:ai_models_aimodel_changelist", "ai_models.AIModel"),
-    Page("chatbots", "admin:chatbot_chatbot_changelist", "chatbot.Chatbot"),
-    Page("dashboard", "admin:reports_dashboard"),
+    Page("request_costs", ("admin:chatbot_openrouterrequestcost_changelist",), "chatbot.OpenRouterRequestCost"),
+    Page("users", ("admin:accounts_user_changelist",), "accounts.User"),
+    Page("ai_models", ("admin:ai_models_aimodel_changelist",), "ai_models.AIModel"),
+    Page("chatbots", ("admin:chatbot_chatbot_changelist",), "chatbot.Chatbot"),
+    Page("dashboard", ("reports:dashboard", "admin:reports_dashboard")),
 )
 # (name, query parameters of the pages, preset of the selectors); None is all time.
 PERIODS: tuple[tuple[str, dict[str, str], str | None], ...] = (
@@ -177,7 +178,12 @@ def _timed(
             elapsed = time.perf_counter() - before
         samples.append(elapsed * 1000)
         on_result(result)
-        if len(samples) >= options.min_repeat and time.perf_counter() - started > options.budget:
+        elapsed_total = time.perf_counter() - started
+        # Past the budget: stop with min_repeat samples, or with what there is at three budgets,
+        # so that a page of many seconds costs minutes, not an hour, and still shows its scale.
+        if elapsed_total > options.budget and (
+            len(samples) >= options.min_repeat or elapsed_total > 3 * options.budget
+        ):
             break
 
 
@@ -233,6 +239,17 @@ def _page_series(*, client: Any, page: Page, url: str, kind: str, period: str, o
     return series
 
 
+def _first_reversible(url_names: tuple[str, ...]) -> str | None:
+    from django.urls import NoReverseMatch, reverse
+
+    for url_name in url_names:
+        try:
+            return reverse(url_name)
+        except NoReverseMatch:
+            continue
+    return None
+
+
 def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Series]:
     """Time every page of PAGES and every report selector of the registry, for each of PERIODS."""
     from urllib.parse import urlencode
@@ -240,7 +257,6 @@ def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Se
     from django.apps import apps
     from django.contrib import admin
     from django.test import Client
-    from django.urls import NoReverseMatch, reverse
 
     from reports.periods import ALL_TIME, period_from_preset
     from reports.registry import REPORTS
@@ -258,11 +274,11 @@ def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Se
         echo(f"  {series.kind:<16} {series.target:<28} {series.period:<13} {figures}{flag} {detail}".rstrip())
 
     for page in PAGES:
-        try:
-            path = reverse(page.url_name)
-        except NoReverseMatch:
+        path = _first_reversible(page.url_names)
+        if path is None:
             for period, _, _ in PERIODS:
-                add(Series(kind="page", target=page.key, period=period, note=f"skipped: no URL {page.url_name}"))
+                note = f"skipped: no URL {' or '.join(page.url_names)}"
+                add(Series(kind="page", target=page.key, period=period, note=note))
             continue
         model_admin = admin.site._registry.get(apps.get_model(page.model)) if page.model else None
         for period, params, _ in PERIODS:
