@@ -1,0 +1,178 @@
+"""Concurrent writers on PostgreSQL: the rollups lose no increment, whatever runs beside them.
+
+Each thread has its own database connection and commits for real (``transactional_db``). SQLite
+is left out: it lets one writer at a time into the whole database, so there is no concurrency to
+get wrong there.
+"""
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection, connections
+
+from ai_models.models import AIModel
+from chatbot.models import ChatSession
+from chatbot.services import request_cost_record
+from core.factories import AIModelFactory, ChatbotFactory, ChatSessionFactory, UserFactory
+from reports import rollup_selectors, selectors
+from reports.models import UserDailyUsage
+from reports.periods import ALL_TIME, Period
+from reports.rollups import rollups_rebuild, rollups_squash
+from reports.selectors import UserCostRow
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="SQLite admits one writer at a time to the whole database: there are no concurrent writers.",
+    ),
+]
+
+WRITERS = 4
+REQUESTS_PER_WRITER = 60
+DAY = datetime(2026, 1, 31, 12, tzinfo=UTC)
+
+
+def run_threads(targets: list[Callable[[], None]]) -> None:
+    """Run each target in a thread of its own (own connection), and re-raise the first failure."""
+    errors: list[BaseException] = []
+
+    def wrapped(target: Callable[[], None]) -> None:
+        try:
+            target()
+        except BaseException as error:  # handed back to the test's thread
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=wrapped, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread did not finish"
+    if errors:
+        raise errors[0]
+
+
+def test_concurrent_writers_and_squashes_lose_no_increment():
+    user, model = UserFactory(), AIModelFactory()
+    start = threading.Barrier(WRITERS + 1)
+    writers_done = threading.Event()
+    squashes: list[int] = []
+
+    def writer(number: int) -> Callable[[], None]:
+        def write() -> None:
+            start.wait()
+            for index in range(REQUESTS_PER_WRITER):
+                request_cost_record(
+                    user=user,
+                    ai_model=model,
+                    prompt_tokens=10,
+                    completion_tokens=5,
+                    cost_usd="0.000000123",
+                    generation_id=f"gen-{number}-{index}",
+                    created_at=DAY + timedelta(seconds=index),
+                )
+
+        return write
+
+    def squasher() -> None:
+        start.wait()
+        while not writers_done.is_set():
+            squashes.append(rollups_squash().total_merged)
+
+    def writers() -> None:
+        try:
+            run_threads([writer(number) for number in range(WRITERS)])
+        finally:
+            writers_done.set()
+
+    run_threads([writers, squasher])
+    rollups_squash()
+
+    # 4 x 60 = 240 requests of 10 + 5 tokens and 0.000000123 USD: 3600 tokens, 0.00002952 USD.
+    assert rollup_selectors.top_users_by_cost() == [
+        UserCostRow(
+            user_id=user.pk,
+            username=user.username,
+            total_cost_usd=Decimal("0.00002952"),
+            total_tokens=3600,
+            request_count=240,
+        )
+    ]
+    assert rollup_selectors.top_users_by_cost() == selectors.top_users_by_cost()
+    # Squashes ran while the writers wrote, and merged what they found.
+    assert len(squashes) > 1 and sum(squashes) > 0
+    assert list(UserDailyUsage.objects.values_list("day", "request_count", "is_squashed")) == [
+        (date(2026, 1, 31), 240, True)
+    ]
+
+
+def test_concurrent_writers_stay_exact_while_a_model_flips_free_and_a_session_changes_chatbot():
+    user, model = UserFactory(), AIModelFactory()
+    session = ChatSessionFactory(user=user, created_at=DAY)
+    chatbots = [session.chatbot, ChatbotFactory()]
+    start = threading.Barrier(WRITERS + 2)
+    writers_done = threading.Event()
+    flips: list[int] = []
+
+    def writer(number: int) -> Callable[[], None]:
+        def write() -> None:
+            start.wait()
+            for index in range(REQUESTS_PER_WRITER):
+                request_cost_record(
+                    user=user,
+                    ai_model=model,
+                    # Half the requests in the session whose chatbot keeps changing.
+                    session=session if index % 2 else None,
+                    prompt_tokens=index,
+                    completion_tokens=number,
+                    cost_usd="0.000000001",
+                    created_at=DAY + timedelta(minutes=index),
+                )
+
+        return write
+
+    def flipper() -> None:
+        start.wait()
+        while not writers_done.is_set():
+            AIModel.objects.filter(pk=model.pk).update(is_free=len(flips) % 2 == 0)
+            flips.append(1)
+
+    def mover() -> None:
+        start.wait()
+        moves = 0
+        while not writers_done.is_set():
+            moves += 1
+            ChatSession.objects.filter(pk=session.pk).update(chatbot=chatbots[moves % 2])
+
+    def writers() -> None:
+        try:
+            run_threads([writer(number) for number in range(WRITERS)])
+        finally:
+            writers_done.set()
+
+    run_threads([writers, flipper, mover])
+
+    assert len(flips) > 1
+    for period in (ALL_TIME, Period(since=date(2026, 1, 31), until=date(2026, 1, 31))):
+        for name in (
+            "top_users_by_cost",
+            "top_users_by_free_usage",
+            "top_models_by_usage",
+            "top_free_models",
+            "top_chatbots_by_sessions",
+            "chatbot_unit_economics",
+            "usage_headline",
+        ):
+            assert getattr(rollup_selectors, name)(period=period) == getattr(selectors, name)(period=period), name
+    # 240 requests, half of them in the session, all of one model: free or paid as it ended up.
+    headline = rollup_selectors.usage_headline()
+    assert (headline.request_count, headline.free_request_count) == (240, 240 if flips and len(flips) % 2 else 0)
+    (economics,) = rollup_selectors.chatbot_unit_economics()
+    assert (economics.request_count, economics.session_count) == (120, 1)
+    assert rollups_rebuild().is_consistent
