@@ -1,74 +1,110 @@
 """Read side: every figure the admin, the exports and ``usage_report`` show comes from here.
 
-Each report is one function that lets the database aggregate (no Python loop over rows) and
-returns frozen dataclasses, so the admin, JSON and tables render the same objects. Ties are
-broken by the next measure, then by id ascending, so the order is stable on every database.
+Each report is one function reading the per-day rollup tables of ``reports.models`` (kept exact
+in the same transaction as every write, see ``reports.rollups``) and returning the frozen
+dataclasses of ``reports.raw_selectors``, so the admin, JSON and CSV render the same objects.
+``reports.raw_selectors`` computes the same reports from the raw rows: it is the reference the
+property tests compare these with, exactly, for random data, periods and writes. Each reads a per-day rollup of
+``reports.models``: rows of the period's days, grouped by key, so a squashed row and fresh
+deltas sum alike. A key whose requests (or sessions) sum to zero in the period was only ever
+written and deleted again, and is left out like an entity with no requests.
 """
 
-from dataclasses import dataclass
+# ruff: noqa: S608 - _with_entities wraps the ORM's own SQL; names come from the models, values are parameters.
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
-from django.db.models import Aggregate, Count, F, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.contrib.auth import get_user_model
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import BigIntegerField, Case, F, Field, Model, Q, QuerySet, Sum, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
+from ai_models.models import AIModel
+from chatbot.models import Chatbot
+from reports.models import ChatbotDailyUsage, ModelDailyUsage, UserDailyUsage
 from reports.periods import ALL_TIME, Period
+from reports.raw_selectors import (
+    DEFAULT_LIMIT,
+    ZERO_USD,
+    ChatbotEconomicsRow,
+    ChatbotSessionsRow,
+    DailyUsageRow,
+    FreeModelUsageRow,
+    HeadlineComparison,
+    ModelUsageRow,
+    UsageHeadline,
+    UserCostRow,
+    UserFreeUsageRow,
+)
 from reports.routers import reads_reports_database
 
-DEFAULT_LIMIT = 10
+User = get_user_model()
+FREE_MODEL = Q(ai_model__is_free=True)
+PAID_MODEL = Q(ai_model__is_free=False)
 
 
-@dataclass(frozen=True)
-class UserCostRow:
-    user_id: int
-    username: str
-    total_cost_usd: Decimal
-    total_tokens: int
-    request_count: int
+def _days(period: Period) -> Q:
+    """Return a filter keeping the rollup rows of the period's days (local days, as in the rollups)."""
+    condition = Q()
+    if period.since is not None:
+        condition &= Q(day__gte=period.since)
+    if period.until is not None:
+        condition &= Q(day__lte=period.until)
+    return condition
 
 
-@dataclass(frozen=True)
-class ModelUsageRow:
-    model_id: int
-    openrouter_id: str
-    name: str
-    usage_count: int
-    total_tokens: int
-    total_cost_usd: Decimal
+def _count(field: str, **extra: Q) -> Cast:
+    # SUM of a bigint is a numeric on PostgreSQL: cast back so that counts are ints everywhere.
+    return Cast(Sum(field, **extra), output_field=BigIntegerField())
 
 
-@dataclass(frozen=True)
-class FreeModelUsageRow:
-    model_id: int
-    openrouter_id: str
-    name: str
-    usage_count: int
-    total_tokens: int
+def _with_entities(
+    top: QuerySet, *, key: str, entity: type[Model], columns: tuple[str, ...], order: str
+) -> list[dict[str, Any]]:
+    """Return the rows of an aggregated (and limited) queryset, each with columns of its entity.
+
+    ``top`` groups rollup rows by the entity's id alone; the entity (user, model, chatbot) is
+    joined to the rows it returns. Grouping by the entity's names as well, as
+    ``values("user_id", "user__username")`` does, joins every rollup row to its entity and sorts
+    on text before grouping, which costs several times more on a big platform. The inner join
+    leaves out an entity that no longer exists, as the raw reports do. ``order`` repeats the
+    queryset's ordering over the aggregates' names (the subquery's order is not kept by a join).
+    """
+    query = top.query
+    sql, params = query.sql_with_params()
+    aggregates = list(query.annotation_select)
+    select = ", ".join([f"top.{key}", *(f"top.{name}" for name in aggregates), *(f"e.{c}" for c in columns)])
+    connection = connections[top.db]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {select} FROM ({sql}) top JOIN {entity._meta.db_table} e ON e.id = top.{key} ORDER BY {order}",
+            params,
+        )
+        rows = cursor.fetchall()
+    fields = [query.annotation_select[name].output_field for name in aggregates]
+    results = []
+    for entity_id, *values in rows:
+        sums = values[: len(aggregates)]
+        # As the ORM would convert them: exact decimals from SQLite's scaled integers, ints from numerics.
+        row = {
+            name: _from_db(field, value, connection)
+            for name, field, value in zip(aggregates, fields, sums, strict=True)
+        }
+        row.update(zip(columns, values[len(aggregates) :], strict=True))
+        row["id"] = entity_id
+        results.append(row)
+    return results
 
 
-@dataclass(frozen=True)
-class ChatbotSessionsRow:
-    chatbot_id: int
-    name: str
-    session_count: int
-    message_count: int
-
-
-@dataclass(frozen=True)
-class UserFreeUsageRow:
-    user_id: int
-    username: str
-    total_tokens: int
-    request_count: int
-
-
-def _requests(*, period: Period, free_only: bool = False):
-    requests = OpenRouterRequestCost.objects.filter(period.q("created_at"))
-    if free_only:
-        requests = requests.filter(ai_model__is_free=True)
-    return requests
+def _from_db(field: Field, value: Any, connection: BaseDatabaseWrapper) -> Any:
+    if value is None:
+        return None
+    if hasattr(field, "from_db_value"):
+        return field.from_db_value(value, None, connection)
+    return field.to_python(value)
 
 
 def _check_limit(limit: int) -> None:
@@ -80,44 +116,61 @@ def _check_limit(limit: int) -> None:
 def top_users_by_cost(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[UserCostRow]:
     """Return the users with the highest OpenRouter cost in the period."""
     _check_limit(limit)
-    rows = (
-        _requests(period=period)
-        .values("user_id", "user__username")
-        .annotate(total_cost_usd=Sum("cost_usd"), total_tokens=Sum("total_tokens"), request_count=Count("id"))
-        .order_by("-total_cost_usd", "-total_tokens", "user_id")[:limit]
+    top = (
+        UserDailyUsage.objects.filter(_days(period))
+        .values("user_id")
+        .annotate(cost=Sum("total_cost_usd"), tokens=_count("total_tokens"), requests=_count("request_count"))
+        .filter(requests__gt=0)
+        .order_by("-cost", "-tokens", "user_id")[:limit]
+    )
+    rows = _with_entities(
+        top, key="user_id", entity=User, columns=("username",), order="cost DESC, tokens DESC, user_id"
     )
     return [
         UserCostRow(
-            user_id=row["user_id"],
-            username=row["user__username"],
-            total_cost_usd=row["total_cost_usd"],
-            total_tokens=row["total_tokens"],
-            request_count=row["request_count"],
+            user_id=row["id"],
+            username=row["username"],
+            total_cost_usd=row["cost"],
+            total_tokens=row["tokens"],
+            request_count=row["requests"],
         )
         for row in rows
     ]
+
+
+def _top_models(*, period: Period, free_only: bool, limit: int) -> list[dict[str, Any]]:
+    rows = ModelDailyUsage.objects.filter(_days(period))
+    if free_only:
+        rows = rows.filter(FREE_MODEL)
+    top = (
+        rows.values("ai_model_id")
+        .annotate(requests=_count("request_count"), tokens=_count("total_tokens"), cost=Sum("total_cost_usd"))
+        .filter(requests__gt=0)
+        .order_by("-requests", "-tokens", "ai_model_id")[:limit]
+    )
+    return _with_entities(
+        top,
+        key="ai_model_id",
+        entity=AIModel,
+        columns=("openrouter_id", "name"),
+        order="requests DESC, tokens DESC, ai_model_id",
+    )
 
 
 @reads_reports_database
 def top_models_by_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[ModelUsageRow]:
     """Return the AI models with the most requests in the period."""
     _check_limit(limit)
-    rows = (
-        _requests(period=period)
-        .values("ai_model_id", "ai_model__openrouter_id", "ai_model__name")
-        .annotate(usage_count=Count("id"), total_tokens=Sum("total_tokens"), total_cost_usd=Sum("cost_usd"))
-        .order_by("-usage_count", "-total_tokens", "ai_model_id")[:limit]
-    )
     return [
         ModelUsageRow(
-            model_id=row["ai_model_id"],
-            openrouter_id=row["ai_model__openrouter_id"],
-            name=row["ai_model__name"],
-            usage_count=row["usage_count"],
-            total_tokens=row["total_tokens"],
-            total_cost_usd=row["total_cost_usd"],
+            model_id=row["id"],
+            openrouter_id=row["openrouter_id"],
+            name=row["name"],
+            usage_count=row["requests"],
+            total_tokens=row["tokens"],
+            total_cost_usd=row["cost"],
         )
-        for row in rows
+        for row in _top_models(period=period, free_only=False, limit=limit)
     ]
 
 
@@ -125,71 +178,46 @@ def top_models_by_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT
 def top_free_models(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[FreeModelUsageRow]:
     """Return the free AI models with the most requests in the period."""
     _check_limit(limit)
-    rows = (
-        _requests(period=period, free_only=True)
-        .values("ai_model_id", "ai_model__openrouter_id", "ai_model__name")
-        .annotate(usage_count=Count("id"), total_tokens=Sum("total_tokens"))
-        .order_by("-usage_count", "-total_tokens", "ai_model_id")[:limit]
-    )
     return [
         FreeModelUsageRow(
-            model_id=row["ai_model_id"],
-            openrouter_id=row["ai_model__openrouter_id"],
-            name=row["ai_model__name"],
-            usage_count=row["usage_count"],
-            total_tokens=row["total_tokens"],
+            model_id=row["id"],
+            openrouter_id=row["openrouter_id"],
+            name=row["name"],
+            usage_count=row["requests"],
+            total_tokens=row["tokens"],
         )
-        for row in rows
+        for row in _top_models(period=period, free_only=True, limit=limit)
     ]
 
 
 @reads_reports_database
 def average_tokens_per_request(*, period: Period = ALL_TIME) -> Decimal | None:
     """Return the average total tokens per request in the period (2 decimals, half-up), or None."""
-    totals = _requests(period=period).aggregate(tokens=Sum("total_tokens"), requests=Count("id"))
+    totals = ModelDailyUsage.objects.filter(_days(period)).aggregate(
+        tokens=_count("total_tokens"), requests=_count("request_count")
+    )
     if not totals["requests"]:
         return None
-    # The database sums and counts; dividing two exact integers here avoids AVG()'s float on SQLite.
     return (Decimal(totals["tokens"]) / Decimal(totals["requests"])).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-
-
-def _per_chatbot(queryset: QuerySet, expression: Aggregate) -> Subquery:
-    """Return ``expression`` aggregated over the rows of ``queryset`` that belong to the outer chatbot.
-
-    ``queryset`` names the path to its chatbot ``chatbot_path``. One correlated subquery per
-    measure: joining sessions, messages and requests in a single GROUP BY would multiply each
-    count by the others (two sessions of 3 and 4 messages would count 14 messages).
-    """
-    return Subquery(
-        queryset.filter(chatbot_path=OuterRef("pk"))
-        .order_by()
-        .values("chatbot_path")
-        .annotate(measure=expression)
-        .values("measure")
-    )
 
 
 @reads_reports_database
 def top_chatbots_by_sessions(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[ChatbotSessionsRow]:
     """Return the chatbots with the most sessions in the period, with their sessions' messages."""
     _check_limit(limit)
-    sessions = ChatSession.objects.filter(period.q("created_at")).annotate(chatbot_path=F("chatbot_id"))
-    messages = ChatMessage.objects.filter(period.q("created_at")).annotate(chatbot_path=F("session__chatbot_id"))
-    rows = (
-        Chatbot.objects.annotate(
-            session_count=Coalesce(_per_chatbot(sessions, Count("id")), 0),
-            message_count=Coalesce(_per_chatbot(messages, Count("id")), 0),
-        )
-        .filter(session_count__gt=0)
-        .order_by("-session_count", "-message_count", "id")
-        .values("id", "name", "session_count", "message_count")[:limit]
+    top = (
+        ChatbotDailyUsage.objects.filter(_days(period))
+        .values("chatbot_id")
+        .annotate(sessions=_count("session_count"), messages=_count("message_count"))
+        .filter(sessions__gt=0)
+        .order_by("-sessions", "-messages", "chatbot_id")[:limit]
+    )
+    rows = _with_entities(
+        top, key="chatbot_id", entity=Chatbot, columns=("name",), order="sessions DESC, messages DESC, chatbot_id"
     )
     return [
         ChatbotSessionsRow(
-            chatbot_id=row["id"],
-            name=row["name"],
-            session_count=row["session_count"],
-            message_count=row["message_count"],
+            chatbot_id=row["id"], name=row["name"], session_count=row["sessions"], message_count=row["messages"]
         )
         for row in rows
     ]
@@ -199,168 +227,48 @@ def top_chatbots_by_sessions(*, period: Period = ALL_TIME, limit: int = DEFAULT_
 def top_users_by_free_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[UserFreeUsageRow]:
     """Return the users who used free models most in the period, by tokens."""
     _check_limit(limit)
-    rows = (
-        _requests(period=period, free_only=True)
-        .values("user_id", "user__username")
-        .annotate(total_tokens=Sum("total_tokens"), request_count=Count("id"))
-        .order_by("-total_tokens", "-request_count", "user_id")[:limit]
+    top = (
+        UserDailyUsage.objects.filter(_days(period), is_free=True)
+        .values("user_id")
+        .annotate(tokens=_count("total_tokens"), requests=_count("request_count"))
+        .filter(requests__gt=0)
+        .order_by("-tokens", "-requests", "user_id")[:limit]
+    )
+    rows = _with_entities(
+        top, key="user_id", entity=User, columns=("username",), order="tokens DESC, requests DESC, user_id"
     )
     return [
         UserFreeUsageRow(
-            user_id=row["user_id"],
-            username=row["user__username"],
-            total_tokens=row["total_tokens"],
-            request_count=row["request_count"],
+            user_id=row["id"], username=row["username"], total_tokens=row["tokens"], request_count=row["requests"]
         )
         for row in rows
     ]
 
 
-__all__ = [
-    "ChatbotSessionsRow",
-    "FreeModelUsageRow",
-    "ModelUsageRow",
-    "UserCostRow",
-    "UserFreeUsageRow",
-    "average_tokens_per_request",
-    "top_chatbots_by_sessions",
-    "top_free_models",
-    "top_models_by_usage",
-    "top_users_by_cost",
-    "top_users_by_free_usage",
-]
-
-
-# --- Explorer: headline figures, daily trend, chatbot unit economics -------------------------
-
-
-USD_QUANTUM = Decimal("0.000000000001")
-
-
-def _usd_divide(amount: Decimal, count: int) -> Decimal | None:
-    """Return ``amount / count`` rounded half-up to the stored cost scale, or None when count is 0."""
-    if not count:
-        return None
-    return (amount / count).quantize(USD_QUANTUM, rounding=ROUND_HALF_UP)
-
-
-@dataclass(frozen=True)
-class UsageHeadline:
-    total_cost_usd: Decimal
-    request_count: int
-    total_tokens: int
-    active_users: int
-    free_request_count: int
-
-    @property
-    def average_tokens_per_request(self) -> Decimal | None:
-        if not self.request_count:
-            return None
-        return (Decimal(self.total_tokens) / self.request_count).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-
-    @property
-    def free_request_share(self) -> Decimal | None:
-        """Return the percentage of requests made to free models (2 decimals), or None."""
-        if not self.request_count:
-            return None
-        return (Decimal(100) * self.free_request_count / self.request_count).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_UP
-        )
-
-
-@dataclass(frozen=True)
-class HeadlineComparison:
-    key: str
-    label: str
-    kind: str  # "money", "int", "decimal" or "percent"
-    current: Decimal | int | None
-    previous: Decimal | int | None
-
-    @property
-    def change_percent(self) -> Decimal | None:
-        """Return the change from the previous period in percent (1 decimal), or None when undefined."""
-        if self.current is None or self.previous is None or self.previous == 0:
-            return None
-        return (Decimal(100) * (Decimal(self.current) - Decimal(self.previous)) / Decimal(self.previous)).quantize(
-            Decimal("0.1"), rounding=ROUND_HALF_UP
-        )
-
-
-@dataclass(frozen=True)
-class DailyUsageRow:
-    day: date
-    free_cost_usd: Decimal
-    paid_cost_usd: Decimal
-    free_requests: int
-    paid_requests: int
-    free_tokens: int
-    paid_tokens: int
-
-    @property
-    def total_cost_usd(self) -> Decimal:
-        return self.free_cost_usd + self.paid_cost_usd
-
-    @property
-    def total_requests(self) -> int:
-        return self.free_requests + self.paid_requests
-
-    @property
-    def total_tokens(self) -> int:
-        return self.free_tokens + self.paid_tokens
-
-
-@dataclass(frozen=True)
-class ChatbotEconomicsRow:
-    chatbot_id: int
-    name: str
-    session_count: int
-    message_count: int
-    request_count: int
-    free_request_count: int
-    total_cost_usd: Decimal
-
-    @property
-    def cost_per_session(self) -> Decimal | None:
-        """Return the cost per session, half-up to the 12 decimal places costs are stored with."""
-        return _usd_divide(self.total_cost_usd, self.session_count)
-
-    @property
-    def cost_per_message(self) -> Decimal | None:
-        """Return the cost per message, half-up to the 12 decimal places costs are stored with."""
-        return _usd_divide(self.total_cost_usd, self.message_count)
-
-    @property
-    def free_share(self) -> Decimal | None:
-        """Return the percentage of this chatbot's requests made to free models (2 decimals), or None."""
-        if not self.request_count:
-            return None
-        return (Decimal(100) * self.free_request_count / self.request_count).quantize(
-            Decimal("0.01"), rounding=ROUND_HALF_UP
-        )
-
-
-# Zero with the stored scale, so an idle day exports as 0.000000000000 like any other cost.
-ZERO_USD = Decimal("0.000000000000")
-FREE = Q(ai_model__is_free=True)
-PAID = Q(ai_model__is_free=False)
-
-
 @reads_reports_database
 def usage_headline(*, period: Period = ALL_TIME) -> UsageHeadline:
     """Return the period's total cost, requests, tokens, active users and free requests."""
-    totals = _requests(period=period).aggregate(
-        total_cost_usd=Sum("cost_usd"),
-        request_count=Count("id"),
-        total_tokens=Sum("total_tokens"),
-        active_users=Count("user_id", distinct=True),
-        free_request_count=Count("id", filter=FREE),
+    # The totals from the per-model rollup, far smaller than the per-user one.
+    totals = ModelDailyUsage.objects.filter(_days(period)).aggregate(
+        cost=Sum("total_cost_usd"),
+        requests=_count("request_count"),
+        tokens=_count("total_tokens"),
+        free_requests=_count("request_count", filter=FREE_MODEL),
+    )
+    # A user whose requests in the period sum to zero (written, then deleted) is not active.
+    active_users = (
+        UserDailyUsage.objects.filter(_days(period))
+        .values("user_id")
+        .annotate(requests=Sum("request_count"))
+        .filter(requests__gt=0)
+        .count()
     )
     return UsageHeadline(
-        total_cost_usd=totals["total_cost_usd"] or ZERO_USD,
-        request_count=totals["request_count"],
-        total_tokens=totals["total_tokens"] or 0,
-        active_users=totals["active_users"],
-        free_request_count=totals["free_request_count"],
+        total_cost_usd=totals["cost"] or ZERO_USD,
+        request_count=totals["requests"] or 0,
+        total_tokens=totals["tokens"] or 0,
+        active_users=active_users,
+        free_request_count=totals["free_requests"] or 0,
     )
 
 
@@ -390,11 +298,16 @@ def usage_comparison(*, period: Period) -> list[HeadlineComparison]:
     ]
 
 
-@reads_reports_database
 def first_request_date() -> date | None:
     """Return the day of the earliest recorded request, in TIME_ZONE, or None."""
-    first = OpenRouterRequestCost.objects.order_by("created_at").values_list("created_at", flat=True).first()
-    return timezone.localdate(first) if first else None
+    return (
+        ModelDailyUsage.objects.values("day")
+        .annotate(requests=_count("request_count"))
+        .filter(requests__gt=0)
+        .order_by("day")
+        .values_list("day", flat=True)
+        .first()
+    )
 
 
 @reads_reports_database
@@ -404,25 +317,22 @@ def daily_usage(*, period: Period) -> list[DailyUsageRow]:
     until = period.until or timezone.localdate()
     if since is None or since > until:
         return []
-    # The period's own bounds: an all-time period spans from the first request, possibly longer
-    # than a Period may be, and rows outside [since, until] are left out by the loop below.
     days = (
-        _requests(period=period)
-        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        ModelDailyUsage.objects.filter(_days(period))
         .values("day")
         .annotate(
-            free_cost_usd=Sum("cost_usd", filter=FREE),
-            paid_cost_usd=Sum("cost_usd", filter=PAID),
-            free_requests=Count("id", filter=FREE),
-            paid_requests=Count("id", filter=PAID),
-            free_tokens=Sum("total_tokens", filter=FREE),
-            paid_tokens=Sum("total_tokens", filter=PAID),
+            free_cost_usd=Sum("total_cost_usd", filter=FREE_MODEL),
+            paid_cost_usd=Sum("total_cost_usd", filter=PAID_MODEL),
+            free_requests=_count("request_count", filter=FREE_MODEL),
+            paid_requests=_count("request_count", filter=PAID_MODEL),
+            free_tokens=_count("total_tokens", filter=FREE_MODEL),
+            paid_tokens=_count("total_tokens", filter=PAID_MODEL),
         )
         .order_by("day")
     )
     by_day = {row["day"]: row for row in days}
     rows = []
-    # A loop over the period's days (at most MAX_PERIOD_DAYS), not over requests: idle days become zeros.
+    # A loop over the period's days (at most MAX_PERIOD_DAYS), not over rows: idle days become zeros.
     for offset in range((until - since).days + 1):
         day = since + timedelta(days=offset)
         row = by_day.get(day, {})
@@ -445,33 +355,54 @@ def chatbot_unit_economics(*, period: Period = ALL_TIME, limit: int | None = Non
     """Return per-chatbot sessions, messages, requests and cost in the period, costliest first."""
     if limit is not None:
         _check_limit(limit)
-
-    sessions = ChatSession.objects.filter(period.q("created_at")).annotate(chatbot_path=F("chatbot_id"))
-    messages = ChatMessage.objects.filter(period.q("created_at")).annotate(chatbot_path=F("session__chatbot_id"))
-    requests = _requests(period=period).annotate(chatbot_path=F("session__chatbot_id"))
-    rows = (
-        Chatbot.objects.annotate(
-            session_count=Coalesce(_per_chatbot(sessions, Count("id")), 0),
-            message_count=Coalesce(_per_chatbot(messages, Count("id")), 0),
-            request_count=Coalesce(_per_chatbot(requests, Count("id")), 0),
-            free_request_count=Coalesce(_per_chatbot(requests, Count("id", filter=FREE)), 0),
-            total_cost_usd=_per_chatbot(requests, Sum("cost_usd")),
+    # As the raw selector: a chatbot without requests in the period has no cost (NULL, last),
+    # which sorts after one whose requests cost 0.
+    top = (
+        ChatbotDailyUsage.objects.filter(_days(period))
+        .values("chatbot_id")
+        .annotate(
+            sessions=_count("session_count"),
+            messages=_count("message_count"),
+            requests=_count("request_count"),
+            free_requests=_count("free_request_count"),
+            cost=Sum("total_cost_usd"),
         )
-        .filter(Q(session_count__gt=0) | Q(request_count__gt=0))
-        .order_by(F("total_cost_usd").desc(nulls_last=True), "-session_count", "id")
-        .values("id", "name", "session_count", "message_count", "request_count", "free_request_count", "total_cost_usd")
+        .filter(Q(sessions__gt=0) | Q(requests__gt=0))
+        .order_by(Case(When(requests__gt=0, then=F("cost"))).desc(nulls_last=True), "-sessions", "chatbot_id")
     )
     if limit is not None:
-        rows = rows[:limit]
+        top = top[:limit]
+    rows = _with_entities(
+        top,
+        key="chatbot_id",
+        entity=Chatbot,
+        columns=("name",),
+        order="CASE WHEN requests > 0 THEN cost END DESC NULLS LAST, sessions DESC, chatbot_id",
+    )
     return [
         ChatbotEconomicsRow(
             chatbot_id=row["id"],
             name=row["name"],
-            session_count=row["session_count"],
-            message_count=row["message_count"],
-            request_count=row["request_count"],
-            free_request_count=row["free_request_count"],
-            total_cost_usd=row["total_cost_usd"] or ZERO_USD,
+            session_count=row["sessions"],
+            message_count=row["messages"],
+            request_count=row["requests"],
+            free_request_count=row["free_requests"],
+            total_cost_usd=row["cost"] if row["requests"] else ZERO_USD,
         )
         for row in rows
     ]
+
+
+__all__ = [
+    "average_tokens_per_request",
+    "chatbot_unit_economics",
+    "daily_usage",
+    "first_request_date",
+    "top_chatbots_by_sessions",
+    "top_free_models",
+    "top_models_by_usage",
+    "top_users_by_cost",
+    "top_users_by_free_usage",
+    "usage_comparison",
+    "usage_headline",
+]

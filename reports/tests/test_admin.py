@@ -445,9 +445,9 @@ def page_queries(client, url: str) -> int:
         # Session, user, the list's rows and its count (and the unfiltered count, except on the
         # request list, which skips it), then one query per report. Besides: Users lists its groups
         # for a filter; AI Models reads its last catalog sync and lists its providers for a filter;
-        # the request list adds the headline figures (1: all time has no previous period) and the
-        # daily chart (2: the first request's day, then the days).
-        (REQUEST_COSTS_URL, 4 + 5 + 1 + 2),
+        # the request list adds the headline figures (2: totals, then active users; all time has no
+        # previous period) and the daily chart (2: the first request's day, then the days).
+        (REQUEST_COSTS_URL, 4 + 5 + 2 + 2),
         (USERS_URL, 5 + 1 + 3),
         (AI_MODELS_URL, 5 + 2 + 2),
         (CHATBOTS_URL, 5 + 1),

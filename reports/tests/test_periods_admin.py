@@ -579,11 +579,11 @@ def test_request_cost_viewer_sees_the_overview(client, explorer):
     ("url", "params", "expected"),
     [
         # Session, user, the list's count and rows (no unfiltered count on this big table), 5 reports,
-        # 2 for the headline figures and the previous period's, 1 for the days, 1 for the first
-        # request (does the period end before it?).
-        (REQUEST_COSTS_URL, PERIOD_QUERY, 4 + 5 + 2 + 1 + 1),
+        # 2 + 2 for the headline figures and the previous period's (totals, then active users), 1
+        # for the days, 1 for the first request (does the period end before it?).
+        (REQUEST_COSTS_URL, PERIOD_QUERY, 4 + 5 + 4 + 1 + 1),
         # Drilled down to a user: and that user's name, for the sidebar.
-        (REQUEST_COSTS_URL, {**PERIOD_QUERY, "user__id__exact": "1"}, 4 + 1 + 5 + 2 + 1 + 1),
+        (REQUEST_COSTS_URL, {**PERIOD_QUERY, "user__id__exact": "1"}, 4 + 1 + 5 + 4 + 1 + 1),
         # Session, user, count, rows; the chatbots of the filter; the first request.
         (SESSIONS_URL, PERIOD_QUERY, 4 + 1 + 1),
         # As in test_admin (session, user, rows, count, full count, the page's own queries, the

@@ -17,11 +17,11 @@ from ai_models.models import AIModel
 from chatbot.models import ChatSession
 from chatbot.services import request_cost_record
 from core.factories import AIModelFactory, ChatbotFactory, ChatSessionFactory, UserFactory
-from reports import rollup_selectors, selectors
+from reports import raw_selectors, selectors
 from reports.models import UserDailyUsage
 from reports.periods import ALL_TIME, Period
+from reports.raw_selectors import UserCostRow
 from reports.rollups import rollups_rebuild, rollups_squash
-from reports.selectors import UserCostRow
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -95,7 +95,7 @@ def test_concurrent_writers_and_squashes_lose_no_increment():
     rollups_squash()
 
     # 4 x 60 = 240 requests of 10 + 5 tokens and 0.000000123 USD: 3600 tokens, 0.00002952 USD.
-    assert rollup_selectors.top_users_by_cost() == [
+    assert selectors.top_users_by_cost() == [
         UserCostRow(
             user_id=user.pk,
             username=user.username,
@@ -104,7 +104,7 @@ def test_concurrent_writers_and_squashes_lose_no_increment():
             request_count=240,
         )
     ]
-    assert rollup_selectors.top_users_by_cost() == selectors.top_users_by_cost()
+    assert selectors.top_users_by_cost() == raw_selectors.top_users_by_cost()
     # Squashes ran while the writers wrote, and merged what they found.
     assert len(squashes) > 1 and sum(squashes) > 0
     assert list(UserDailyUsage.objects.values_list("day", "request_count", "is_squashed")) == [
@@ -169,10 +169,10 @@ def test_concurrent_writers_stay_exact_while_a_model_flips_free_and_a_session_ch
             "chatbot_unit_economics",
             "usage_headline",
         ):
-            assert getattr(rollup_selectors, name)(period=period) == getattr(selectors, name)(period=period), name
+            assert getattr(selectors, name)(period=period) == getattr(raw_selectors, name)(period=period), name
     # 240 requests, half of them in the session, all of one model: free or paid as it ended up.
-    headline = rollup_selectors.usage_headline()
+    headline = selectors.usage_headline()
     assert (headline.request_count, headline.free_request_count) == (240, 240 if flips and len(flips) % 2 else 0)
-    (economics,) = rollup_selectors.chatbot_unit_economics()
+    (economics,) = selectors.chatbot_unit_economics()
     assert (economics.request_count, economics.session_count) == (120, 1)
     assert rollups_rebuild().is_consistent

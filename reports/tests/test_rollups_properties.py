@@ -5,7 +5,7 @@ messages, requests) with ``created_at`` spread over a week around a month's end,
 random later writes through every path the rollup triggers must follow: the services,
 ``bulk_create``, ``QuerySet.update()``/``delete()``, ``Model.save()``/``delete()`` with Django's
 cascades, raw SQL, a model's ``is_free`` flipped, a squash at any point. Then each function of
-``reports.rollup_selectors`` must return exactly what its namesake in ``reports.selectors``
+``reports.selectors`` must return exactly what its namesake in ``reports.raw_selectors``
 (the raw aggregation, the reference) returns, for random periods (open-ended and all time too)
 and limits. Each example runs in a savepoint rolled back at its end.
 """
@@ -24,7 +24,7 @@ from accounts.models import User
 from ai_models.models import AIModel
 from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
 from chatbot.services import request_cost_record
-from reports import rollup_selectors, selectors
+from reports import raw_selectors, selectors
 from reports.periods import ALL_TIME, Period
 from reports.rollups import rollups_rebuild, rollups_squash
 
@@ -299,15 +299,15 @@ def reports_compare(*, data: st.DataObject, centre: date) -> None:
             ("chatbot_unit_economics", {"period": period, "limit": limit}),
         ]
         for name, kwargs in calls:
-            expected = getattr(selectors, name)(**kwargs)
-            actual = getattr(rollup_selectors, name)(**kwargs)
+            expected = getattr(raw_selectors, name)(**kwargs)
+            actual = getattr(selectors, name)(**kwargs)
             # repr too: Decimal('0.3') == Decimal('0.300000000000'), but the exports would differ.
             assert (actual, repr(actual)) == (expected, repr(expected)), f"{name}({kwargs})"
     comparison_period = _bounds(*bounded)
-    assert rollup_selectors.usage_comparison(period=comparison_period) == selectors.usage_comparison(
+    assert selectors.usage_comparison(period=comparison_period) == raw_selectors.usage_comparison(
         period=comparison_period
     )
-    assert rollup_selectors.first_request_date() == selectors.first_request_date()
+    assert selectors.first_request_date() == raw_selectors.first_request_date()
 
 
 @EXAMPLES

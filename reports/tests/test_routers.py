@@ -37,7 +37,8 @@ def test_report_selectors_read_the_replica_alias(replica):
         ("ann", Decimal("0.75"), 18, 2)
     ]
     assert headline.request_count == 2
-    assert len(reports.captured_queries) == 2
+    # One query for the top users, two for the headline (totals, then active users).
+    assert len(reports.captured_queries) == 3
     assert primary.captured_queries == []
 
 
