@@ -7,9 +7,11 @@ rollups against, and as the baseline the benchmark measures. Ties are
 broken by the next measure, then by id ascending, so the order is stable on every database.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.db.models import Aggregate, Count, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
@@ -73,7 +75,8 @@ def _requests(*, period: Period, free_only: bool = False):
     return requests
 
 
-def _check_limit(limit: int) -> None:
+def check_limit(limit: int) -> None:
+    """Raise ValueError unless ``limit`` is a positive integer."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be a positive integer, not {limit!r}.")
 
@@ -81,7 +84,7 @@ def _check_limit(limit: int) -> None:
 @reads_reports_database
 def top_users_by_cost(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[UserCostRow]:
     """Return the users with the highest OpenRouter cost in the period."""
-    _check_limit(limit)
+    check_limit(limit)
     rows = (
         _requests(period=period)
         .values("user_id", "user__username")
@@ -103,7 +106,7 @@ def top_users_by_cost(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) 
 @reads_reports_database
 def top_models_by_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[ModelUsageRow]:
     """Return the AI models with the most requests in the period."""
-    _check_limit(limit)
+    check_limit(limit)
     rows = (
         _requests(period=period)
         .values("ai_model_id", "ai_model__openrouter_id", "ai_model__name")
@@ -126,7 +129,7 @@ def top_models_by_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT
 @reads_reports_database
 def top_free_models(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[FreeModelUsageRow]:
     """Return the free AI models with the most requests in the period."""
-    _check_limit(limit)
+    check_limit(limit)
     rows = (
         _requests(period=period, free_only=True)
         .values("ai_model_id", "ai_model__openrouter_id", "ai_model__name")
@@ -174,7 +177,7 @@ def _per_chatbot(queryset: QuerySet, expression: Aggregate) -> Subquery:
 @reads_reports_database
 def top_chatbots_by_sessions(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[ChatbotSessionsRow]:
     """Return the chatbots with the most sessions in the period, with their sessions' messages."""
-    _check_limit(limit)
+    check_limit(limit)
     sessions = ChatSession.objects.filter(period.q("created_at")).annotate(chatbot_path=F("chatbot_id"))
     messages = ChatMessage.objects.filter(period.q("created_at")).annotate(chatbot_path=F("session__chatbot_id"))
     rows = (
@@ -200,7 +203,7 @@ def top_chatbots_by_sessions(*, period: Period = ALL_TIME, limit: int = DEFAULT_
 @reads_reports_database
 def top_users_by_free_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[UserFreeUsageRow]:
     """Return the users who used free models most in the period, by tokens."""
-    _check_limit(limit)
+    check_limit(limit)
     rows = (
         _requests(period=period, free_only=True)
         .values("user_id", "user__username")
@@ -399,6 +402,28 @@ def first_request_date() -> date | None:
     return timezone.localdate(first) if first else None
 
 
+def daily_rows_fill(*, since: date, until: date, days: Iterable[dict[str, Any]]) -> list[DailyUsageRow]:
+    """Return one DailyUsageRow per day from ``since`` to ``until``, zeros where ``days`` has none."""
+    by_day = {row["day"]: row for row in days}
+    rows = []
+    # A loop over the period's days (at most MAX_PERIOD_DAYS), not over requests: idle days become zeros.
+    for offset in range((until - since).days + 1):
+        day = since + timedelta(days=offset)
+        row = by_day.get(day, {})
+        rows.append(
+            DailyUsageRow(
+                day=day,
+                free_cost_usd=row.get("free_cost_usd") or ZERO_USD,
+                paid_cost_usd=row.get("paid_cost_usd") or ZERO_USD,
+                free_requests=row.get("free_requests") or 0,
+                paid_requests=row.get("paid_requests") or 0,
+                free_tokens=row.get("free_tokens") or 0,
+                paid_tokens=row.get("paid_tokens") or 0,
+            )
+        )
+    return rows
+
+
 @reads_reports_database
 def daily_usage(*, period: Period) -> list[DailyUsageRow]:
     """Return cost, requests and tokens per day of the period, free and paid apart, zero on idle days."""
@@ -422,31 +447,14 @@ def daily_usage(*, period: Period) -> list[DailyUsageRow]:
         )
         .order_by("day")
     )
-    by_day = {row["day"]: row for row in days}
-    rows = []
-    # A loop over the period's days (at most MAX_PERIOD_DAYS), not over requests: idle days become zeros.
-    for offset in range((until - since).days + 1):
-        day = since + timedelta(days=offset)
-        row = by_day.get(day, {})
-        rows.append(
-            DailyUsageRow(
-                day=day,
-                free_cost_usd=row.get("free_cost_usd") or ZERO_USD,
-                paid_cost_usd=row.get("paid_cost_usd") or ZERO_USD,
-                free_requests=row.get("free_requests") or 0,
-                paid_requests=row.get("paid_requests") or 0,
-                free_tokens=row.get("free_tokens") or 0,
-                paid_tokens=row.get("paid_tokens") or 0,
-            )
-        )
-    return rows
+    return daily_rows_fill(since=since, until=until, days=days)
 
 
 @reads_reports_database
 def chatbot_unit_economics(*, period: Period = ALL_TIME, limit: int | None = None) -> list[ChatbotEconomicsRow]:
     """Return per-chatbot sessions, messages, requests and cost in the period, costliest first."""
     if limit is not None:
-        _check_limit(limit)
+        check_limit(limit)
 
     sessions = ChatSession.objects.filter(period.q("created_at")).annotate(chatbot_path=F("chatbot_id"))
     messages = ChatMessage.objects.filter(period.q("created_at")).annotate(chatbot_path=F("session__chatbot_id"))

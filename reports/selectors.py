@@ -11,7 +11,7 @@ written and deleted again, and is left out like an entity with no requests.
 """
 
 # ruff: noqa: S608 - _with_entities wraps the ORM's own SQL; names come from the models, values are parameters.
-from datetime import date, timedelta
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -38,6 +38,8 @@ from reports.raw_selectors import (
     UsageHeadline,
     UserCostRow,
     UserFreeUsageRow,
+    check_limit,
+    daily_rows_fill,
 )
 from reports.routers import reads_reports_database
 
@@ -107,15 +109,10 @@ def _from_db(field: Field, value: Any, connection: BaseDatabaseWrapper) -> Any:
     return field.to_python(value)
 
 
-def _check_limit(limit: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"limit must be a positive integer, not {limit!r}.")
-
-
 @reads_reports_database
 def top_users_by_cost(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[UserCostRow]:
     """Return the users with the highest OpenRouter cost in the period."""
-    _check_limit(limit)
+    check_limit(limit)
     top = (
         UserDailyUsage.objects.filter(_days(period))
         .values("user_id")
@@ -160,7 +157,7 @@ def _top_models(*, period: Period, free_only: bool, limit: int) -> list[dict[str
 @reads_reports_database
 def top_models_by_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[ModelUsageRow]:
     """Return the AI models with the most requests in the period."""
-    _check_limit(limit)
+    check_limit(limit)
     return [
         ModelUsageRow(
             model_id=row["id"],
@@ -177,7 +174,7 @@ def top_models_by_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT
 @reads_reports_database
 def top_free_models(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[FreeModelUsageRow]:
     """Return the free AI models with the most requests in the period."""
-    _check_limit(limit)
+    check_limit(limit)
     return [
         FreeModelUsageRow(
             model_id=row["id"],
@@ -204,7 +201,7 @@ def average_tokens_per_request(*, period: Period = ALL_TIME) -> Decimal | None:
 @reads_reports_database
 def top_chatbots_by_sessions(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[ChatbotSessionsRow]:
     """Return the chatbots with the most sessions in the period, with their sessions' messages."""
-    _check_limit(limit)
+    check_limit(limit)
     top = (
         ChatbotDailyUsage.objects.filter(_days(period))
         .values("chatbot_id")
@@ -226,7 +223,7 @@ def top_chatbots_by_sessions(*, period: Period = ALL_TIME, limit: int = DEFAULT_
 @reads_reports_database
 def top_users_by_free_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[UserFreeUsageRow]:
     """Return the users who used free models most in the period, by tokens."""
-    _check_limit(limit)
+    check_limit(limit)
     top = (
         UserDailyUsage.objects.filter(_days(period), is_free=True)
         .values("user_id")
@@ -330,31 +327,14 @@ def daily_usage(*, period: Period) -> list[DailyUsageRow]:
         )
         .order_by("day")
     )
-    by_day = {row["day"]: row for row in days}
-    rows = []
-    # A loop over the period's days (at most MAX_PERIOD_DAYS), not over rows: idle days become zeros.
-    for offset in range((until - since).days + 1):
-        day = since + timedelta(days=offset)
-        row = by_day.get(day, {})
-        rows.append(
-            DailyUsageRow(
-                day=day,
-                free_cost_usd=row.get("free_cost_usd") or ZERO_USD,
-                paid_cost_usd=row.get("paid_cost_usd") or ZERO_USD,
-                free_requests=row.get("free_requests") or 0,
-                paid_requests=row.get("paid_requests") or 0,
-                free_tokens=row.get("free_tokens") or 0,
-                paid_tokens=row.get("paid_tokens") or 0,
-            )
-        )
-    return rows
+    return daily_rows_fill(since=since, until=until, days=days)
 
 
 @reads_reports_database
 def chatbot_unit_economics(*, period: Period = ALL_TIME, limit: int | None = None) -> list[ChatbotEconomicsRow]:
     """Return per-chatbot sessions, messages, requests and cost in the period, costliest first."""
     if limit is not None:
-        _check_limit(limit)
+        check_limit(limit)
     # As the raw selector: a chatbot without requests in the period has no cost (NULL, last),
     # which sorts after one whose requests cost 0.
     top = (
