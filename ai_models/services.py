@@ -49,6 +49,18 @@ class CatalogEntry:
     completion_price: Decimal | None
     is_free: bool
 
+    def model_values(self) -> dict[str, Any]:
+        """Return the AIModel field values this entry sets, for an active model."""
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "context_length": self.context_length,
+            "prompt_price": self.prompt_price,
+            "completion_price": self.completion_price,
+            "is_free": self.is_free,
+            "is_active": True,
+        }
+
 
 @dataclass(frozen=True)
 class PriceChange:
@@ -208,15 +220,7 @@ def catalog_sync(*, document: Any, source: str, synced_at: datetime | None = Non
     unchanged = 0
     for entry in entries:
         model = existing.get(entry.openrouter_id)
-        values = {
-            "name": entry.name,
-            "provider": entry.provider,
-            "context_length": entry.context_length,
-            "prompt_price": entry.prompt_price,
-            "completion_price": entry.completion_price,
-            "is_free": entry.is_free,
-            "is_active": True,
-        }
+        values = entry.model_values()
         if model is None:
             created.append(AIModel(openrouter_id=entry.openrouter_id, **values))
             continue

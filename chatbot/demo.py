@@ -399,18 +399,7 @@ def _models_ensure(*, entries: Sequence[CatalogEntry]) -> tuple[dict[str, AIMode
     created_count = 0
     for entry in entries:
         # A model already synced from the catalog keeps its stored prices.
-        model, created = AIModel.objects.get_or_create(
-            openrouter_id=entry.openrouter_id,
-            defaults={
-                "name": entry.name,
-                "provider": entry.provider,
-                "context_length": entry.context_length,
-                "prompt_price": entry.prompt_price,
-                "completion_price": entry.completion_price,
-                "is_free": entry.is_free,
-                "is_active": True,
-            },
-        )
+        model, created = AIModel.objects.get_or_create(openrouter_id=entry.openrouter_id, defaults=entry.model_values())
         models[entry.openrouter_id] = model
         created_count += created
     return models, created_count

@@ -369,20 +369,18 @@ def usage_headline(*, period: Period = ALL_TIME) -> UsageHeadline:
     )
 
 
-@reads_reports_database
-def usage_comparison(*, period: Period) -> list[HeadlineComparison]:
-    """Return the headline figures of the period beside those of the period before it."""
-    current = usage_headline(period=period)
-    previous_period = period.previous()
-    previous = usage_headline(period=previous_period) if previous_period else None
-    figures = (
-        ("total_cost_usd", "Total cost (USD)", "money"),
-        ("request_count", "Requests", "int"),
-        ("total_tokens", "Tokens", "int"),
-        ("active_users", "Active users", "int"),
-        ("average_tokens_per_request", "Average tokens per request", "decimal"),
-        ("free_request_share", "Free share of requests", "percent"),
-    )
+HEADLINE_FIGURES = (
+    ("total_cost_usd", "Total cost (USD)", "money"),
+    ("request_count", "Requests", "int"),
+    ("total_tokens", "Tokens", "int"),
+    ("active_users", "Active users", "int"),
+    ("average_tokens_per_request", "Average tokens per request", "decimal"),
+    ("free_request_share", "Free share of requests", "percent"),
+)
+
+
+def headline_comparison(*, current: UsageHeadline, previous: UsageHeadline | None) -> list[HeadlineComparison]:
+    """Return each headline figure of ``current`` beside its value in ``previous`` (None: no previous period)."""
     return [
         HeadlineComparison(
             key=key,
@@ -391,8 +389,18 @@ def usage_comparison(*, period: Period) -> list[HeadlineComparison]:
             current=getattr(current, key),
             previous=getattr(previous, key) if previous else None,
         )
-        for key, label, kind in figures
+        for key, label, kind in HEADLINE_FIGURES
     ]
+
+
+@reads_reports_database
+def usage_comparison(*, period: Period) -> list[HeadlineComparison]:
+    """Return the headline figures of the period beside those of the period before it."""
+    previous_period = period.previous()
+    return headline_comparison(
+        current=usage_headline(period=period),
+        previous=usage_headline(period=previous_period) if previous_period else None,
+    )
 
 
 @reads_reports_database

@@ -648,23 +648,29 @@ def _differences(connection: BaseDatabaseWrapper, table: RollupTable) -> TableDi
         for kind, count, *values in cursor.fetchall():
             counts[kind] = count
             key_values, sums = values[: len(table.keys)], values[len(table.keys) :]
-            key = tuple(_from_db(connection, fields[k], v) for k, v in zip(table.keys, key_values, strict=True))
+            key = tuple(
+                field_value_from_db(field=fields[k], value=v, connection=connection)
+                for k, v in zip(table.keys, key_values, strict=True)
+            )
             expected = tuple(
-                _from_db(connection, fields[m], v) for m, v in zip(measures, sums[: len(measures)], strict=True)
+                field_value_from_db(field=fields[m], value=v, connection=connection)
+                for m, v in zip(measures, sums[: len(measures)], strict=True)
             )
             stored = tuple(
-                _from_db(connection, fields[m], v) for m, v in zip(measures, sums[len(measures) :], strict=True)
+                field_value_from_db(field=fields[m], value=v, connection=connection)
+                for m, v in zip(measures, sums[len(measures) :], strict=True)
             )
             samples.append((kind, key, None if kind == "removed" else expected, None if kind == "added" else stored))
     return TableDifference(samples=tuple(samples), **counts)
 
 
-def _from_db(connection: BaseDatabaseWrapper, model_field: Any, value: Any) -> Any:
+def field_value_from_db(*, field: Any, value: Any, connection: BaseDatabaseWrapper) -> Any:
+    """Return a value read by raw SQL as ``field`` would give it through the ORM (exact decimals included)."""
     if value is None:
         return None
-    if hasattr(model_field, "from_db_value"):
-        return model_field.from_db_value(value, None, connection)
-    return model_field.to_python(value)
+    if hasattr(field, "from_db_value"):
+        return field.from_db_value(value, None, connection)
+    return field.to_python(value)
 
 
 def _replace(connection: BaseDatabaseWrapper, table: RollupTable) -> None:

@@ -17,8 +17,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connections
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import BigIntegerField, Case, F, Field, Model, Q, QuerySet, Sum, When
+from django.db.models import BigIntegerField, Case, F, Model, Q, QuerySet, Sum, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -40,7 +39,9 @@ from reports.raw_selectors import (
     UserFreeUsageRow,
     check_limit,
     daily_rows_fill,
+    headline_comparison,
 )
+from reports.rollups import field_value_from_db
 from reports.routers import reads_reports_database
 
 User = get_user_model()
@@ -92,21 +93,13 @@ def _with_entities(
         sums = values[: len(aggregates)]
         # As the ORM would convert them: exact decimals from SQLite's scaled integers, ints from numerics.
         row = {
-            name: _from_db(field, value, connection)
+            name: field_value_from_db(field=field, value=value, connection=connection)
             for name, field, value in zip(aggregates, fields, sums, strict=True)
         }
         row.update(zip(columns, values[len(aggregates) :], strict=True))
         row["id"] = entity_id
         results.append(row)
     return results
-
-
-def _from_db(field: Field, value: Any, connection: BaseDatabaseWrapper) -> Any:
-    if value is None:
-        return None
-    if hasattr(field, "from_db_value"):
-        return field.from_db_value(value, None, connection)
-    return field.to_python(value)
 
 
 @reads_reports_database
@@ -272,27 +265,11 @@ def usage_headline(*, period: Period = ALL_TIME) -> UsageHeadline:
 @reads_reports_database
 def usage_comparison(*, period: Period) -> list[HeadlineComparison]:
     """Return the headline figures of the period beside those of the period before it."""
-    current = usage_headline(period=period)
     previous_period = period.previous()
-    previous = usage_headline(period=previous_period) if previous_period else None
-    figures = (
-        ("total_cost_usd", "Total cost (USD)", "money"),
-        ("request_count", "Requests", "int"),
-        ("total_tokens", "Tokens", "int"),
-        ("active_users", "Active users", "int"),
-        ("average_tokens_per_request", "Average tokens per request", "decimal"),
-        ("free_request_share", "Free share of requests", "percent"),
+    return headline_comparison(
+        current=usage_headline(period=period),
+        previous=usage_headline(period=previous_period) if previous_period else None,
     )
-    return [
-        HeadlineComparison(
-            key=key,
-            label=label,
-            kind=kind,
-            current=getattr(current, key),
-            previous=getattr(previous, key) if previous else None,
-        )
-        for key, label, kind in figures
-    ]
 
 
 def first_request_date() -> date | None:

@@ -2,8 +2,6 @@
 
 import csv
 import io
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,37 +10,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
 from core.factories import AIModelFactory, RequestCostFactory, UserFactory
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-# The sandbox needs privileges a container rarely has; the GPU and background traffic only add noise.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 REQUEST_COSTS_PATH = "/admin/chatbot/openrouterrequestcost/"
 # 31 March and 1 April 2026: a period across the end of a month.
 PERIOD_QUERY = "period=custom&from=2026-03-31&to=2026-04-01"
 EXPORT_PATH = "/admin/reports/export/top_users_by_cost.csv"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Yield a headless Chromium, or skip when it is not installed (fail instead under CI)."""
-    if not CHROMIUM.exists():
-        message = f"Chromium is not installed at {CHROMIUM}: apt-get install chromium chromium-driver."
-        if os.environ.get("CI"):
-            pytest.fail(f"The browser tests must run in CI. {message}", pytrace=False)
-        pytest.skip(message)
-    # Playwright's sync API keeps an event loop running in this thread, which makes Django refuse
-    # database access from the test itself; nothing here runs concurrently, so allow it.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            yield chromium
-            chromium.close()
 
 
 @dataclass
