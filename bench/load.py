@@ -29,7 +29,13 @@ from bench.dataset import (
 
 # Management commands run after every load, timed as part of it: e.g. one that fills rollup tables
 # from the raw rows, so that the loaded dataset looks like one written through the services.
-POST_LOAD_COMMANDS: tuple[str, ...] = ()
+# Here: merge the deltas the triggers appended batch by batch, as the periodic squash does on a
+# live platform (readers would otherwise sum up to one delta row per batch and key).
+POST_LOAD_COMMANDS: tuple[str, ...] = ("squash_rollups",)
+# SQLite runs triggers row by row, which would make its load many times slower: the SQLite loader
+# drops the triggers of the tables it loads (as it drops their indexes) and puts them back after,
+# and these commands then bring what the triggers maintain up to date, set by set.
+SQLITE_POST_LOAD_COMMANDS: tuple[str, ...] = ("rebuild_rollups",)
 # Daily rows are written in batches of about this many requests (plus their sessions and messages).
 BATCH_REQUESTS = 200_000
 COPY_NULL = "\\N"
@@ -449,6 +455,11 @@ def sqlite_load(
         ).fetchall()
         for name, _ in indexes:
             connection.execute(f'DROP INDEX "{name}"')
+        triggers = connection.execute(
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ({marks})", tables
+        ).fetchall()
+        for name, _ in triggers:
+            connection.execute(f'DROP TRIGGER "{name}"')
 
         phases.start("insert")
         catalog = generator.catalog()
@@ -462,7 +473,7 @@ def sqlite_load(
             progress.report(result.counts["chatbot.OpenRouterRequestCost"])
 
         phases.start("indexes")
-        for _, definition in indexes:
+        for _, definition in indexes + triggers:
             connection.execute(definition)
         phases.start("verify")
         for label, plan in plans.items():
@@ -508,7 +519,8 @@ def dataset_load(
     end = end or datetime.now(UTC)
     loader = postgres_load if database.vendor == "postgresql" else sqlite_load
     result = loader(database=database, scale=scale, end=end, migrations=migrations, echo=echo)
-    for command in POST_LOAD_COMMANDS:
+    commands = (SQLITE_POST_LOAD_COMMANDS if database.vendor == "sqlite" else ()) + POST_LOAD_COMMANDS
+    for command in commands:
         started = time.perf_counter()
         call_command(command)
         result.seconds[command] = time.perf_counter() - started
@@ -516,4 +528,12 @@ def dataset_load(
     return result
 
 
-__all__ = ["POST_LOAD_COMMANDS", "LoadResult", "dataset_load", "postgres_load", "sqlite_load", "table_plans"]
+__all__ = [
+    "POST_LOAD_COMMANDS",
+    "SQLITE_POST_LOAD_COMMANDS",
+    "LoadResult",
+    "dataset_load",
+    "postgres_load",
+    "sqlite_load",
+    "table_plans",
+]

@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
+from core.admin import QuickActionCheckboxMixin
 from core.paginators import EstimatedCountPaginator
 from reports.admin import PeriodAdminMixin, ReportsAdminMixin, SelectedRelatedFilter
 from reports.templatetags.report_format import money_html
@@ -39,7 +40,7 @@ class ChatSessionAdmin(PeriodAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ChatMessage)
-class ChatMessageAdmin(admin.ModelAdmin):
+class ChatMessageAdmin(QuickActionCheckboxMixin, admin.ModelAdmin):
     list_display = ("session", "role", "short_content", "failure_code", "created_at")
     list_select_related = ("session",)
     list_filter = ("role",)
@@ -89,6 +90,8 @@ class OpenRouterRequestCostAdmin(ReportsAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("user", "session", "ai_model")
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+    # Rendering a row costs more than reading it: 50 keep the page quick, the pages many.
+    list_per_page = 50
 
     @admin.display(description="Cost (USD)", ordering="cost_usd")
     def cost(self, request_cost: OpenRouterRequestCost) -> str:

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from core.admin import QuickActionCheckboxMixin
 from reports import selectors
 from reports.charts import StackedBarChart, usage_charts
 from reports.http import (
@@ -136,7 +137,7 @@ def _is_rendered_change_list(request: HttpRequest, response: HttpResponse) -> bo
     )
 
 
-class PeriodAdminMixin:
+class PeriodAdminMixin(QuickActionCheckboxMixin):
     """Give a ModelAdmin's change list the report period: a period bar, and the list filtered by it.
 
     ``period_list_field`` names the date-time field the period filters the list on (None: the list

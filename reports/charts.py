@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
 from reports.selectors import DailyUsageRow
 
 # The drawing's own units; the SVG scales to its container's width, so these set proportions and type size.
@@ -30,6 +33,8 @@ X_LABELS = 5
 MAX_DAILY_BARS = 92
 MAX_WEEKLY_BARS = 105
 PIXEL = Decimal("0.01")
+TICK_LABEL_X = PLOT_LEFT - Decimal(6)
+DATE_LABEL_Y = HEIGHT - Decimal(8)
 MONEY_DISPLAY_PLACES = Decimal("0.000001")
 
 
@@ -65,6 +70,21 @@ class ChartBar:
     free_height: Decimal
     label: str
 
+    @property
+    def svg(self) -> SafeString:
+        # Written here rather than in the template: one value to render per bar, not ten numbers
+        # each localized (coordinates must stay plain numbers whatever the locale, too).
+        return format_html(
+            '<g class="usage-chart-bar" aria-label="{label}"><title>{label}</title>'
+            '<rect class="usage-chart-hit" x="{}" y="{}" width="{}" height="{}"></rect>'
+            '<rect class="usage-chart-paid" x="{}" y="{}" width="{}" height="{}"></rect>'
+            '<rect class="usage-chart-free" x="{}" y="{}" width="{}" height="{}"></rect></g>',
+            *(str(value) for value in (self.slot_x, PLOT_TOP, self.slot_width, PLOT_HEIGHT)),
+            *(str(value) for value in (self.x, self.paid_y, self.width, self.paid_height)),
+            *(str(value) for value in (self.x, self.free_y, self.width, self.free_height)),
+            label=self.label,
+        )
+
 
 @dataclass(frozen=True)
 class ChartTick:
@@ -73,6 +93,18 @@ class ChartTick:
     y: Decimal
     label: str
 
+    @property
+    def svg(self) -> SafeString:
+        return format_html(
+            '<line x1="{}" x2="{}" y1="{y}" y2="{y}"></line>'
+            '<text x="{}" y="{y}" text-anchor="end" dominant-baseline="middle">{}</text>',
+            str(PLOT_LEFT),
+            str(WIDTH - PLOT_RIGHT),
+            str(TICK_LABEL_X),
+            self.label,
+            y=str(self.y),
+        )
+
 
 @dataclass(frozen=True)
 class ChartDateLabel:
@@ -80,6 +112,12 @@ class ChartDateLabel:
 
     x: Decimal
     label: str
+
+    @property
+    def svg(self) -> SafeString:
+        return format_html(
+            '<text x="{}" y="{}" text-anchor="middle">{}</text>', str(self.x), str(DATE_LABEL_Y), self.label
+        )
 
 
 @dataclass(frozen=True)
@@ -112,8 +150,8 @@ class StackedBarChart:
     plot_top: Decimal = PLOT_TOP
     plot_height: Decimal = PLOT_HEIGHT
     baseline: Decimal = PLOT_TOP + PLOT_HEIGHT
-    tick_label_x: Decimal = PLOT_LEFT - Decimal(6)
-    date_label_y: Decimal = HEIGHT - Decimal(8)
+    tick_label_x: Decimal = TICK_LABEL_X
+    date_label_y: Decimal = DATE_LABEL_Y
 
     @property
     def view_box(self) -> str:

@@ -1,4 +1,4 @@
-"""Rollup tables: per-day sums the reports read instead of the raw request, session and message rows.
+"""Rollup tables: per-day (and per-user all-time) sums the reports read instead of the raw rows.
 
 The tables are maintained by database triggers (``reports.rollups``), in the same transaction
 as every write to the raw tables, so they are exact at every moment. Writers only append delta
@@ -31,7 +31,6 @@ def _entity(to: str) -> models.ForeignKey:
 class RollupRow(models.Model):
     """Columns every rollup table shares."""
 
-    day = models.DateField(help_text="Local day (settings.TIME_ZONE) of the rows summed.")
     # False on a delta appended by a trigger; True on a row written by a squash or a rebuild.
     is_squashed = models.BooleanField(db_default=False, default=False)
 
@@ -39,7 +38,16 @@ class RollupRow(models.Model):
         abstract = True
 
 
-class UserDailyUsage(RollupRow):
+class DailyRollupRow(RollupRow):
+    """A rollup row of one day."""
+
+    day = models.DateField(help_text="Local day (settings.TIME_ZONE) of the rows summed.")
+
+    class Meta:
+        abstract = True
+
+
+class UserDailyUsage(DailyRollupRow):
     """Requests, tokens and cost of one user on one day, free and paid models apart."""
 
     user = _entity(settings.AUTH_USER_MODEL)
@@ -54,6 +62,13 @@ class UserDailyUsage(RollupRow):
         verbose_name_plural = "user daily usage"
         indexes = [
             models.Index(fields=["day", "user", "is_free"], name="rollup_user_day_idx"),
+            # The exact period figures of a few candidate users (reports.selectors' top-user pruning):
+            # on PostgreSQL read from the index alone, not from rows scattered over the table.
+            models.Index(
+                fields=["user", "day"],
+                include=["is_free", "request_count", "total_tokens", "total_cost_usd"],
+                name="rollup_user_user_day_idx",
+            ),
             models.Index(fields=["id"], condition=Q(is_squashed=False), name="rollup_user_delta_idx"),
         ]
 
@@ -61,7 +76,44 @@ class UserDailyUsage(RollupRow):
         return f"{self.day} user {self.user_id} ({'free' if self.is_free else 'paid'}): {self.request_count} requests"
 
 
-class ModelDailyUsage(RollupRow):
+class UserTotalUsage(RollupRow):
+    """One user's requests, tokens and cost over all time, and the part of them on free models.
+
+    The per-user rollup without days: the all-time user reports read it instead of a row per
+    user per day, and its squashed rows, one per user, ordered by cost or free tokens, bound any
+    period's figures from above (see reports.selectors).
+    """
+
+    user = _entity(settings.AUTH_USER_MODEL)
+    request_count = models.BigIntegerField()
+    total_tokens = models.BigIntegerField()
+    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+    # As the free bucket of UserDailyUsage: requests to models whose is_free is now true.
+    free_request_count = models.BigIntegerField()
+    free_total_tokens = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "user total usage"
+        verbose_name_plural = "user total usage"
+        indexes = [
+            models.Index(fields=["user"], name="rollup_user_total_user_idx"),
+            # Squashed rows in the order the pruning walks them; deltas are read apart, by user.
+            models.Index(
+                fields=["-total_cost_usd", "user"], condition=Q(is_squashed=True), name="rollup_user_total_cost_idx"
+            ),
+            models.Index(
+                fields=["-free_total_tokens", "user"],
+                condition=Q(is_squashed=True),
+                name="rollup_user_total_free_idx",
+            ),
+            models.Index(fields=["id"], condition=Q(is_squashed=False), name="rollup_user_total_delta_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}: {self.request_count} requests"
+
+
+class ModelDailyUsage(DailyRollupRow):
     """Requests, tokens and cost of one AI model on one day."""
 
     ai_model = _entity("ai_models.AIModel")
@@ -81,7 +133,7 @@ class ModelDailyUsage(RollupRow):
         return f"{self.day} model {self.ai_model_id}: {self.request_count} requests"
 
 
-class ChatbotDailyUsage(RollupRow):
+class ChatbotDailyUsage(DailyRollupRow):
     """One chatbot's sessions, messages and requests on one day.
 
     Sessions count on their own created_at day, messages and requests on theirs, each
@@ -105,3 +157,124 @@ class ChatbotDailyUsage(RollupRow):
 
     def __str__(self) -> str:
         return f"{self.day} chatbot {self.chatbot_id}: {self.session_count} sessions, {self.request_count} requests"
+
+
+class ModelTotalUsage(RollupRow):
+    """Requests, tokens and cost of one AI model over all time: the all-time model reports read it."""
+
+    ai_model = _entity("ai_models.AIModel")
+    request_count = models.BigIntegerField()
+    total_tokens = models.BigIntegerField()
+    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+
+    class Meta:
+        verbose_name = "model total usage"
+        verbose_name_plural = "model total usage"
+        indexes = [
+            models.Index(fields=["ai_model"], name="rollup_model_total_model_idx"),
+            models.Index(fields=["id"], condition=Q(is_squashed=False), name="rollup_model_total_delta_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"model {self.ai_model_id}: {self.request_count} requests"
+
+
+class ChatbotTotalUsage(RollupRow):
+    """One chatbot's sessions, messages and requests over all time, as ChatbotDailyUsage sums them per day."""
+
+    chatbot = _entity("chatbot.Chatbot")
+    session_count = models.BigIntegerField()
+    message_count = models.BigIntegerField()
+    request_count = models.BigIntegerField()
+    free_request_count = models.BigIntegerField()
+    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+
+    class Meta:
+        verbose_name = "chatbot total usage"
+        verbose_name_plural = "chatbot total usage"
+        indexes = [
+            models.Index(fields=["chatbot"], name="rollup_chatbot_total_bot_idx"),
+            models.Index(fields=["id"], condition=Q(is_squashed=False), name="rollup_chatbot_total_delta_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"chatbot {self.chatbot_id}: {self.session_count} sessions, {self.request_count} requests"
+
+
+class PlatformDailyUsage(DailyRollupRow):
+    """Requests, tokens and cost of the whole platform on one day, free and paid models apart.
+
+    Two rows a day, whatever the number of users and models: the headline figures, the daily
+    chart and the average tokens per request read it.
+    """
+
+    # The model's current AIModel.is_free, as in UserDailyUsage.
+    is_free = models.BooleanField()
+    request_count = models.BigIntegerField()
+    total_tokens = models.BigIntegerField()
+    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+
+    class Meta:
+        verbose_name = "platform daily usage"
+        verbose_name_plural = "platform daily usage"
+        indexes = [
+            models.Index(fields=["day", "is_free"], name="rollup_platform_day_idx"),
+            models.Index(fields=["id"], condition=Q(is_squashed=False), name="rollup_platform_delta_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} ({'free' if self.is_free else 'paid'}): {self.request_count} requests"
+
+
+MONTHS = range(1, 13)
+
+
+def _month_days(month: int) -> models.BigIntegerField:
+    return models.BigIntegerField(
+        db_default=0, default=0, help_text=f"Bit d-1 set: the user made requests on day d of month {month}."
+    )
+
+
+class UserYearlyActivity(models.Model):
+    """The days of one local year on which one user made requests, as one bitmask per month.
+
+    Not a sum like the other rollups: bit ``d - 1`` of ``days_MM`` is set when the user has
+    requests on day ``d`` of month ``MM``, so counting the users active in a period within a year
+    reads one row per user, with no grouping. Inserting a request sets its bit (a write only on
+    a user's first request of the day). Deleting one (or moving it to another user or day) cannot
+    clear its bit without knowing the day's other requests, so it marks the row inexact instead:
+    readers check the users of inexact rows against UserDailyUsage, and ``rebuild_rollups``
+    recomputes those rows and makes them exact again.
+    """
+
+    user = _entity(settings.AUTH_USER_MODEL)
+    year = models.IntegerField(help_text="Local year (settings.TIME_ZONE).")
+    days_01 = _month_days(1)
+    days_02 = _month_days(2)
+    days_03 = _month_days(3)
+    days_04 = _month_days(4)
+    days_05 = _month_days(5)
+    days_06 = _month_days(6)
+    days_07 = _month_days(7)
+    days_08 = _month_days(8)
+    days_09 = _month_days(9)
+    days_10 = _month_days(10)
+    days_11 = _month_days(11)
+    days_12 = _month_days(12)
+    is_exact = models.BooleanField(db_default=True, default=True)
+
+    class Meta:
+        verbose_name = "user yearly activity"
+        verbose_name_plural = "user yearly activity"
+        constraints = [models.UniqueConstraint(fields=["user", "year"], name="rollup_activity_user_year_uniq")]
+        indexes = [
+            # Covers the active-users count on PostgreSQL: the year's exact rows and their days.
+            models.Index(
+                fields=["year", "is_exact"],
+                include=["user", *(f"days_{month:02}" for month in MONTHS)],
+                name="rollup_activity_year_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} in {self.year}"

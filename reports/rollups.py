@@ -12,6 +12,10 @@ Each rollup row sums the *contributions* of the current raw rows to its key:
 - a session counts for its chatbot on its day; a message whose session exists counts for that
   session's chatbot on the message's day.
 
+The per-day tables sum them per entity and day; the all-time tables (per user, model, chatbot)
+and the per-day platform table sum the same contributions over fewer keys, so that a report
+over all time, or over the whole platform, reads a few rows instead of one per entity per day.
+
 A trigger on a raw table appends, as delta rows, the contributions the changed rows make after
 the statement minus those they made before it. A change of a parent (a session's chatbot, a
 model's ``is_free``) also moves the contributions of the children that depend on it. Every
@@ -33,7 +37,7 @@ PostgreSQL, the ``reports_rollup_time_zone`` view on SQLite). After a change of
 import zoneinfo
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -42,7 +46,17 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ai_models.models import AIModel
 from chatbot.models import ChatMessage, ChatSession, OpenRouterRequestCost
-from reports.models import ChatbotDailyUsage, ModelDailyUsage, UserDailyUsage
+from reports.models import (
+    MONTHS,
+    ChatbotDailyUsage,
+    ChatbotTotalUsage,
+    ModelDailyUsage,
+    ModelTotalUsage,
+    PlatformDailyUsage,
+    UserDailyUsage,
+    UserTotalUsage,
+    UserYearlyActivity,
+)
 
 REQUESTS = OpenRouterRequestCost._meta.db_table
 SESSIONS = ChatSession._meta.db_table
@@ -69,11 +83,16 @@ SAMPLE_SIZE = 5
 
 @dataclass(frozen=True)
 class RollupTable:
-    """A rollup table: its key columns and the measures summed per key."""
+    """A rollup table: its key columns, the measures summed per key, and the contributions it sums."""
 
     model: type
     keys: tuple[str, ...]
     measures: tuple[str, ...]
+    # Whose contributions (see the module's docstring) the table sums: "user", "model" or "chatbot".
+    contributions: str
+    # The select list that derives the table's columns from those contributions' columns, when
+    # the table keeps fewer keys (e.g. a per-user total from the per-user, per-day contributions).
+    derived: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -88,18 +107,63 @@ USER_TABLE = RollupTable(
     model=UserDailyUsage,
     keys=("day", "user_id", "is_free"),
     measures=("request_count", "total_tokens", "total_cost_usd"),
+    contributions="user",
 )
 MODEL_TABLE = RollupTable(
     model=ModelDailyUsage,
     keys=("day", "ai_model_id"),
     measures=("request_count", "total_tokens", "total_cost_usd"),
+    contributions="model",
 )
+CHATBOT_MEASURES = ("session_count", "message_count", "request_count", "free_request_count", "total_cost_usd")
 CHATBOT_TABLE = RollupTable(
-    model=ChatbotDailyUsage,
-    keys=("day", "chatbot_id"),
-    measures=("session_count", "message_count", "request_count", "free_request_count", "total_cost_usd"),
+    model=ChatbotDailyUsage, keys=("day", "chatbot_id"), measures=CHATBOT_MEASURES, contributions="chatbot"
 )
-ROLLUP_TABLES = (USER_TABLE, MODEL_TABLE, CHATBOT_TABLE)
+# The all-time and platform-wide tables: the same contributions, summed over fewer keys.
+USER_TOTAL_TABLE = RollupTable(
+    model=UserTotalUsage,
+    keys=("user_id",),
+    measures=("request_count", "total_tokens", "total_cost_usd", "free_request_count", "free_total_tokens"),
+    contributions="user",
+    derived=(
+        "user_id",
+        "request_count",
+        "total_tokens",
+        "total_cost_usd",
+        "CASE WHEN is_free THEN request_count ELSE 0 END AS free_request_count",
+        "CASE WHEN is_free THEN total_tokens ELSE 0 END AS free_total_tokens",
+    ),
+)
+MODEL_TOTAL_TABLE = RollupTable(
+    model=ModelTotalUsage,
+    keys=("ai_model_id",),
+    measures=("request_count", "total_tokens", "total_cost_usd"),
+    contributions="model",
+    derived=("ai_model_id", "request_count", "total_tokens", "total_cost_usd"),
+)
+CHATBOT_TOTAL_TABLE = RollupTable(
+    model=ChatbotTotalUsage,
+    keys=("chatbot_id",),
+    measures=CHATBOT_MEASURES,
+    contributions="chatbot",
+    derived=("chatbot_id", *CHATBOT_MEASURES),
+)
+PLATFORM_TABLE = RollupTable(
+    model=PlatformDailyUsage,
+    keys=("day", "is_free"),
+    measures=("request_count", "total_tokens", "total_cost_usd"),
+    contributions="user",
+    derived=("day", "is_free", "request_count", "total_tokens", "total_cost_usd"),
+)
+ROLLUP_TABLES = (
+    USER_TABLE,
+    MODEL_TABLE,
+    CHATBOT_TABLE,
+    USER_TOTAL_TABLE,
+    MODEL_TOTAL_TABLE,
+    CHATBOT_TOTAL_TABLE,
+    PLATFORM_TABLE,
+)
 
 
 # --- The contributions, as SELECTs over a source of raw rows ------------------------------------
@@ -196,8 +260,10 @@ def _grouped(table: RollupTable, parts: list[str]) -> str:
     keys = ", ".join(table.keys)
     sums = ", ".join(f"SUM({measure}) AS {measure}" for measure in table.measures)
     nonzero = " OR ".join(f"SUM({measure}) <> 0" for measure in table.measures)
-    union = " UNION ALL ".join(parts)
-    return f"SELECT {keys}, {sums} FROM ({union}) contributions GROUP BY {keys} HAVING {nonzero}"
+    source = f"({' UNION ALL '.join(parts)})"
+    if table.derived:
+        source = f"(SELECT {', '.join(table.derived)} FROM {source} c)"
+    return f"SELECT {keys}, {sums} FROM {source} contributions GROUP BY {keys} HAVING {nonzero}"
 
 
 def _append(table: RollupTable, parts: list[str]) -> str:
@@ -209,14 +275,105 @@ def _append(table: RollupTable, parts: list[str]) -> str:
     )
 
 
+# --- The users' yearly activity (reports.models.UserYearlyActivity) ------------------------------
+
+ACTIVITY = UserYearlyActivity._meta.db_table
+DAYS = tuple(f"days_{month:02}" for month in MONTHS)
+# A request's move to another user or day changes its activity; other columns do not.
+ACTIVITY_COLUMNS = ("id", "user_id", "created_at")
+
+
+def _date_parts(vendor: str, day: str) -> tuple[str, str, str]:
+    """Return SQL for the year, month and day of month (integers) of a date expression."""
+    if vendor == "postgresql":
+        return tuple(f"extract({part} from {day})::int" for part in ("year", "month", "day"))
+    return tuple(f"CAST(substr({day}, {start}, {length}) AS INTEGER)" for start, length in ((1, 4), (6, 2), (9, 2)))
+
+
+def _bit(vendor: str, day_of_month: str) -> str:
+    return f"({'1::bigint' if vendor == 'postgresql' else '1'} << ({day_of_month} - 1))"
+
+
+def _activity_marks(vendor: str, src: str) -> str:
+    """Return a SELECT of (user_id, year, days_01..days_12): the day bits of the requests of ``src``."""
+    year, month, day_of_month = _date_parts(vendor, _day(vendor, "r.created_at"))
+    bits = (
+        f"SELECT DISTINCT r.user_id AS user_id, {year} AS year, {month} AS month, "
+        f"{_bit(vendor, day_of_month)} AS bit FROM {src} r"
+    )
+    # The sum of distinct powers of two is their OR (SQLite has no bitwise aggregate).
+    days = ", ".join(
+        f"CAST(SUM(CASE WHEN month = {number} THEN bit ELSE 0 END) AS BIGINT) AS {column}"
+        for number, column in zip(MONTHS, DAYS, strict=True)
+    )
+    return f"SELECT user_id, year, {days} FROM ({bits}) bits GROUP BY user_id, year"
+
+
+def _missing_bits(row: str, marks: str) -> str:
+    return " OR ".join(f"({row}.{column} & {marks}.{column}) <> {marks}.{column}" for column in DAYS)
+
+
+def _activity_marked(vendor: str, src: str, guard: str = "true") -> str:
+    """Return the statement setting the day bits of the requests of ``src`` (when ``guard`` holds)."""
+    columns = ", ".join(DAYS)
+    if vendor == "sqlite":
+        # SQLite serialises writers: an upsert that writes only a missing bit is enough.
+        merged = ", ".join(f"{column} = {ACTIVITY}.{column} | excluded.{column}" for column in DAYS)
+        return (
+            f"INSERT INTO {ACTIVITY} (user_id, year, {columns}, is_exact) "
+            f"SELECT user_id, year, {columns}, 1 FROM ({_activity_marks(vendor, src)}) marks WHERE {guard} "
+            f"ON CONFLICT (user_id, year) DO UPDATE SET {merged} WHERE {_missing_bits(ACTIVITY, 'excluded')}"
+        )
+    # An existing row is written (and locked) only when a bit is missing: once per user and day,
+    # so concurrent writers of one user rarely meet. A row another writer is inserting at the
+    # same moment is caught by ON CONFLICT, which waits for that writer and adds the bits.
+    updated = ", ".join(f"{column} = a.{column} | m.{column}" for column in DAYS)
+    merged = ", ".join(f"{column} = a.{column} | EXCLUDED.{column}" for column in DAYS)
+    return (
+        f"WITH marks AS ({_activity_marks(vendor, src)}), "
+        f"updated AS (UPDATE {ACTIVITY} a SET {updated} FROM marks m "
+        f"WHERE a.user_id = m.user_id AND a.year = m.year AND ({_missing_bits('a', 'm')}) RETURNING 1) "
+        f"INSERT INTO {ACTIVITY} AS a (user_id, year, {columns}, is_exact) "
+        f"SELECT user_id, year, {columns}, true FROM marks m WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {ACTIVITY} e WHERE e.user_id = m.user_id AND e.year = m.year) "
+        f"ON CONFLICT (user_id, year) DO UPDATE SET {merged}"
+    )
+
+
+def _activity_unmarked(vendor: str, src: str, guard: str = "true") -> str:
+    """Return the statement marking inexact the rows of the requests of ``src`` (deleted or moved)."""
+    year, _, _ = _date_parts(vendor, _day(vendor, "r.created_at"))
+    return (
+        f"UPDATE {ACTIVITY} SET is_exact = false WHERE is_exact AND {guard} AND (user_id, year) IN "
+        f"(SELECT r.user_id, {year} FROM {src} r)"
+    )
+
+
+def _activity_statements(vendor: str, spec: "TriggerSpec") -> list[str]:
+    """Return the statements a request trigger runs for the yearly activity."""
+    if spec.table != REQUESTS:
+        return []
+    if vendor == "postgresql":
+        moved = replace(spec, columns=ACTIVITY_COLUMNS)
+        old, new = _pg_changed(moved, "old_rows", "new_rows"), _pg_changed(moved, "new_rows", "old_rows")
+        guard = "true"
+    else:
+        old, new = _sqlite_row(spec, "OLD"), _sqlite_row(spec, "NEW")
+        guard = " OR ".join(f"OLD.{column} IS NOT NEW.{column}" for column in ACTIVITY_COLUMNS)
+    if spec.event == "INSERT":
+        return [_activity_marked(vendor, "new_rows" if vendor == "postgresql" else new)]
+    if spec.event == "DELETE":
+        return [_activity_unmarked(vendor, "old_rows" if vendor == "postgresql" else old)]
+    return [_activity_unmarked(vendor, old, f"({guard})"), _activity_marked(vendor, new, f"({guard})")]
+
+
 def _expected(vendor: str, table: RollupTable) -> str:
     """Return a SELECT of what the table must hold per key, computed from the raw tables."""
-    if table is USER_TABLE:
-        parts = [_request_user_rows(vendor, REQUESTS, "1")]
-    elif table is MODEL_TABLE:
-        parts = [_request_model_rows(vendor, REQUESTS, "1")]
-    else:
-        parts = _session_chatbot_rows(vendor, SESSIONS, "1")
+    parts = {
+        "user": [_request_user_rows(vendor, REQUESTS, "1")],
+        "model": [_request_model_rows(vendor, REQUESTS, "1")],
+        "chatbot": _session_chatbot_rows(vendor, SESSIONS, "1"),
+    }[table.contributions]
     return _grouped(table, parts)
 
 
@@ -246,21 +403,21 @@ TRIGGERS = tuple(
 def _statements(vendor: str, spec: TriggerSpec, sources: list[tuple[str, str]]) -> list[str]:
     """Return the INSERTs of a trigger, given its (source, sign) pairs."""
     if spec.table == REQUESTS:
-        return [
-            _append(USER_TABLE, [_request_user_rows(vendor, src, sign) for src, sign in sources]),
-            _append(MODEL_TABLE, [_request_model_rows(vendor, src, sign) for src, sign in sources]),
-            _append(CHATBOT_TABLE, [_request_chatbot_rows(vendor, src, sign) for src, sign in sources]),
-        ]
-    if spec.table == SESSIONS:
-        return [
-            _append(CHATBOT_TABLE, [part for src, sign in sources for part in _session_chatbot_rows(vendor, src, sign)])
-        ]
-    if spec.table == MESSAGES:
-        return [_append(CHATBOT_TABLE, [_message_chatbot_rows(vendor, src, sign) for src, sign in sources])]
-    return [
-        _append(USER_TABLE, [part for src, sign in sources for part in _free_model_user_rows(vendor, src, sign)]),
-        _append(CHATBOT_TABLE, [_free_model_chatbot_rows(vendor, src, sign) for src, sign in sources]),
-    ]
+        parts = {
+            "user": [_request_user_rows(vendor, src, sign) for src, sign in sources],
+            "model": [_request_model_rows(vendor, src, sign) for src, sign in sources],
+            "chatbot": [_request_chatbot_rows(vendor, src, sign) for src, sign in sources],
+        }
+    elif spec.table == SESSIONS:
+        parts = {"chatbot": [part for src, sign in sources for part in _session_chatbot_rows(vendor, src, sign)]}
+    elif spec.table == MESSAGES:
+        parts = {"chatbot": [_message_chatbot_rows(vendor, src, sign) for src, sign in sources]}
+    else:
+        parts = {
+            "user": [part for src, sign in sources for part in _free_model_user_rows(vendor, src, sign)],
+            "chatbot": [_free_model_chatbot_rows(vendor, src, sign) for src, sign in sources],
+        }
+    return [_append(table, parts[table.contributions]) for table in ROLLUP_TABLES if table.contributions in parts]
 
 
 def _pg_changed(spec: TriggerSpec, rows: str, other: str) -> str:
@@ -358,7 +515,8 @@ def _pg_body(spec: TriggerSpec) -> str:
             f"    LOCK TABLE {', '.join(children)} IN SHARE MODE;",
             "  END IF;",
         ]
-    lines += [f"  {statement};" for statement in _statements("postgresql", spec, _pg_sources(spec))]
+    statements = _statements("postgresql", spec, _pg_sources(spec)) + _activity_statements("postgresql", spec)
+    lines += [f"  {statement};" for statement in statements]
     return "\n".join([*lines, "  RETURN NULL;"])
 
 
@@ -388,7 +546,8 @@ def _create_triggers_sql(connection: BaseDatabaseWrapper, specs: tuple[TriggerSp
                 f"FOR EACH STATEMENT EXECUTE FUNCTION {spec.name}()",
             ]
         else:
-            body = "\n".join(f"  {statement};" for statement in _statements("sqlite", spec, _sqlite_sources(spec)))
+            statements = _statements("sqlite", spec, _sqlite_sources(spec)) + _activity_statements("sqlite", spec)
+            body = "\n".join(f"  {statement};" for statement in statements)
             sql += [
                 f"DROP TRIGGER IF EXISTS {spec.name}",
                 f"CREATE TRIGGER {spec.name} AFTER {spec.event} ON {spec.table} FOR EACH ROW"
@@ -418,6 +577,22 @@ def rollup_triggers_install(*, connection: BaseDatabaseWrapper, time_zone: str |
             + _functions_sql(connection)
             + _create_triggers_sql(connection),
         )
+
+
+def rollups_migration_install(*, connection: BaseDatabaseWrapper) -> None:
+    """Install the triggers and fill the rollups, from a migration, once every rollup table exists.
+
+    Migrations run this module's current SQL: an early migration leaves the work to the one
+    that creates the last rollup table. On SQLite the post_migrate handler installs them instead
+    (``rollups_after_migrate``): a later migration that alters a raw table would fail with them.
+    """
+    if connection.vendor == "sqlite":
+        return
+    if not {table.name for table in ROLLUP_TABLES} | {ACTIVITY} <= set(connection.introspection.table_names()):
+        return
+    rollup_triggers_install(connection=connection)
+    # Rows written before the migration: fill the rollups from them.
+    rollups_rebuild(using=connection.alias)
 
 
 def rollup_triggers_uninstall(*, connection: BaseDatabaseWrapper) -> None:
@@ -598,6 +773,8 @@ class RebuildResult:
     triggers_installed: list[str]
     differences: dict[str, TableDifference] = field(default_factory=dict)
     rebuilt: bool = False
+    # Yearly activity rows left inexact by deletions, recomputed (not an error: see the model).
+    activity_rows_made_exact: int = 0
 
     @property
     def is_consistent(self) -> bool:
@@ -685,8 +862,105 @@ def _replace(connection: BaseDatabaseWrapper, table: RollupTable) -> None:
     )
 
 
+def _activity_differences(connection: BaseDatabaseWrapper) -> TableDifference:
+    """Compare the yearly activity with the raw requests: rows missing, wrong or superfluous.
+
+    An inexact row may keep the bits of days whose requests were deleted (that is its purpose);
+    it is wrong only when it lacks the bit of a day that has requests.
+    """
+    expected = ", ".join(f"{column} AS e_{column}" for column in DAYS)
+    stored = ", ".join(f"0 AS s_{column}" for column in DAYS)
+    zeros = ", ".join("0" for _ in DAYS)
+    sums = ", ".join(
+        f"CAST(SUM({side}_{column}) AS BIGINT) AS {side}_{column}" for side in ("e", "s") for column in DAYS
+    )
+    differs = " OR ".join(f"e_{column} <> s_{column}" for column in DAYS)
+    missing = " OR ".join(f"(e_{column} & ~s_{column}) <> 0" for column in DAYS)
+    sql = f"""
+        WITH both_sides AS (
+            SELECT user_id, year, {expected}, {stored}, 1 AS in_e, 0 AS in_s, 1 AS s_exact
+            FROM ({_activity_marks(connection.vendor, REQUESTS)}) expected
+            UNION ALL
+            SELECT user_id, year, {zeros}, {", ".join(DAYS)}, 0, 1, CASE WHEN is_exact THEN 1 ELSE 0 END
+            FROM {ACTIVITY}
+        ), compared AS (
+            SELECT user_id, year, {sums}, SUM(in_e) AS in_e, SUM(in_s) AS in_s, MIN(s_exact) AS s_exact
+            FROM both_sides GROUP BY user_id, year
+        )
+        SELECT CASE WHEN in_s = 0 THEN 'added' WHEN in_e = 0 THEN 'removed' ELSE 'changed' END AS kind,
+            user_id, year, {", ".join(f"e_{column}" for column in DAYS)}, {", ".join(f"s_{column}" for column in DAYS)}
+        FROM compared
+        WHERE in_s = 0 OR (s_exact = 1 AND ({differs})) OR (s_exact = 0 AND ({missing}))
+        ORDER BY kind, user_id, year
+    """
+    counts = {"added": 0, "changed": 0, "removed": 0}
+    samples = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        for kind, user_id, year, *days in cursor.fetchall():
+            counts[kind] += 1
+            if counts[kind] <= SAMPLE_SIZE:
+                expected_days, stored_days = tuple(days[: len(DAYS)]), tuple(days[len(DAYS) :])
+                samples.append(
+                    (
+                        kind,
+                        (user_id, year),
+                        None if kind == "removed" else expected_days,
+                        None if kind == "added" else stored_days,
+                    )
+                )
+    return TableDifference(samples=tuple(samples), **counts)
+
+
+def _activity_inexact(connection: BaseDatabaseWrapper) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {ACTIVITY} WHERE NOT is_exact LIMIT 1")
+        return cursor.fetchone() is not None
+
+
+def _activity_replace(connection: BaseDatabaseWrapper) -> None:
+    columns = ", ".join(DAYS)
+    _execute(
+        connection,
+        [
+            f"DELETE FROM {ACTIVITY}",
+            f"INSERT INTO {ACTIVITY} (user_id, year, {columns}, is_exact) "
+            f"SELECT user_id, year, {columns}, true FROM ({_activity_marks(connection.vendor, REQUESTS)}) expected",
+        ],
+    )
+
+
+def _activity_tidy(connection: BaseDatabaseWrapper) -> int:
+    """Recompute the inexact yearly activity rows from the per-user-day rollup; return how many."""
+    vendor = connection.vendor
+    _, month, day_of_month = _date_parts(vendor, "d.day")
+    if vendor == "postgresql":
+        year_start, next_year_start = "make_date(a.year, 1, 1)", "make_date(a.year + 1, 1, 1)"
+    else:
+        year_start, next_year_start = "printf('%04d-01-01', a.year)", "printf('%04d-01-01', a.year + 1)"
+    days = ", ".join(
+        f"CAST(COALESCE(SUM(CASE WHEN month = {number} THEN bit ELSE 0 END), 0) AS BIGINT)" for number in MONTHS
+    )
+    # The days of the row's year whose requests still sum above zero (the rollup is exact, and
+    # the caller holds the rollup tables against writers).
+    recomputed = (
+        f"SELECT {days} FROM (SELECT {month} AS month, {_bit(vendor, day_of_month)} AS bit "
+        f"FROM {USER_TABLE.name} d WHERE d.user_id = a.user_id AND d.day >= {year_start} "
+        f"AND d.day < {next_year_start} GROUP BY d.day HAVING SUM(d.request_count) > 0) active"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ACTIVITY} AS a SET ({', '.join(DAYS)}) = ({recomputed}), is_exact = true WHERE NOT a.is_exact"
+        )
+        tidied = cursor.rowcount
+        cursor.execute(f"DELETE FROM {ACTIVITY} WHERE {' AND '.join(f'{column} = 0' for column in DAYS)}")
+    return tidied
+
+
 def _all_differences(connection: BaseDatabaseWrapper) -> dict[str, TableDifference]:
-    return {table.name: _differences(connection, table) for table in ROLLUP_TABLES}
+    differences = {table.name: _differences(connection, table) for table in ROLLUP_TABLES}
+    differences[ACTIVITY] = _activity_differences(connection)
+    return differences
 
 
 def rollups_rebuild(*, using: str = DEFAULT_DB_ALIAS, force: bool = False) -> RebuildResult:
@@ -710,7 +984,8 @@ def rollups_rebuild(*, using: str = DEFAULT_DB_ALIAS, force: bool = False) -> Re
         with transaction.atomic(using=using):
             _execute(connection, ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"])
             differences = _all_differences(connection)
-        if all(not diff.total for diff in differences.values()):
+            inexact = _activity_inexact(connection)
+        if all(not diff.total for diff in differences.values()) and not inexact:
             return RebuildResult(
                 time_zone=time_zone,
                 previous_time_zone=previous_time_zone,
@@ -729,15 +1004,20 @@ def rollups_rebuild(*, using: str = DEFAULT_DB_ALIAS, force: bool = False) -> Re
             )
         differences = _all_differences(connection)
         rebuilt = force or any(diff.total for diff in differences.values())
+        made_exact = 0
         if rebuilt:
             for table in ROLLUP_TABLES:
                 _replace(connection, table)
+            _activity_replace(connection)
+        else:
+            made_exact = _activity_tidy(connection)
     return RebuildResult(
         time_zone=time_zone,
         previous_time_zone=previous_time_zone,
         triggers_installed=sorted(missing),
         differences=differences,
         rebuilt=rebuilt,
+        activity_rows_made_exact=made_exact,
     )
 
 
@@ -756,7 +1036,8 @@ def _rebuild_transaction(connection: BaseDatabaseWrapper, *, lock_raw_tables: bo
             statements.append(f"LOCK TABLE {MODELS}, {SESSIONS}, {MESSAGES}, {REQUESTS} IN SHARE ROW EXCLUSIVE MODE")
         # Writers that appended deltas are waited for; later ones wait for the commit, then append
         # theirs on top of the rebuilt rows. Readers carry on, on the old rows, until the commit.
-        statements.append(f"LOCK TABLE {', '.join(t.name for t in ROLLUP_TABLES)} IN SHARE ROW EXCLUSIVE MODE")
+        tables = ", ".join([*(t.name for t in ROLLUP_TABLES), ACTIVITY])
+        statements.append(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
         _execute(connection, statements)
         yield
 
@@ -784,7 +1065,7 @@ def rollups_after_migrate(*, using: str) -> None:
     if connection.vendor not in {"postgresql", "sqlite"}:
         return
     tables = set(connection.introspection.table_names())
-    if not {table.name for table in ROLLUP_TABLES} <= tables:
+    if not {table.name for table in ROLLUP_TABLES} | {ACTIVITY} <= tables:
         return
     if rollup_triggers_missing(connection=connection):
         rollups_rebuild(using=using)
@@ -796,4 +1077,4 @@ def rollups_after_migrate(*, using: str) -> None:
         raw_empty = cursor.fetchone() is None
     if raw_empty:
         with transaction.atomic(using=using):
-            _execute(connection, [f"DELETE FROM {table.name}" for table in ROLLUP_TABLES])
+            _execute(connection, [f"DELETE FROM {name}" for name in (*(t.name for t in ROLLUP_TABLES), ACTIVITY)])

@@ -1,17 +1,22 @@
 """Read side: every figure the admin, the exports and ``usage_report`` show comes from here.
 
-Each report is one function reading the per-day rollup tables of ``reports.models`` (kept exact
-in the same transaction as every write, see ``reports.rollups``) and returning the frozen
-dataclasses of ``reports.raw_selectors``, so the admin, JSON and CSV render the same objects.
+Each report is one function reading the rollup tables of ``reports.models`` (kept exact in the
+same transaction as every write, see ``reports.rollups``) and returning the frozen dataclasses
+of ``reports.raw_selectors``, so the admin, JSON and CSV render the same objects.
 ``reports.raw_selectors`` computes the same reports from the raw rows: it is the reference the
-property tests compare these with, exactly, for random data, periods and writes. Each reads a per-day rollup of
-``reports.models``: rows of the period's days, grouped by key, so a squashed row and fresh
-deltas sum alike. A key whose requests (or sessions) sum to zero in the period was only ever
-written and deleted again, and is left out like an entity with no requests.
+property tests compare these with, exactly, for random data, periods and writes.
+
+A report over all time reads an all-time table (one row per user, model or chatbot); over a
+period, the per-day table's rows of the period's days; platform-wide figures, the platform's
+two rows a day. Rows are always grouped by key, so a squashed row and fresh deltas sum alike.
+The top-user reports over a period read only the users that can rank (``_top_users``). A key
+whose requests (or sessions) sum to zero in the period was only ever written and deleted
+again, and is left out like an entity with no requests.
 """
 
 # ruff: noqa: S608 - _with_entities wraps the ORM's own SQL; names come from the models, values are parameters.
-from datetime import date
+from collections.abc import Callable
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -23,7 +28,16 @@ from django.utils import timezone
 
 from ai_models.models import AIModel
 from chatbot.models import Chatbot
-from reports.models import ChatbotDailyUsage, ModelDailyUsage, UserDailyUsage
+from reports.models import (
+    ChatbotDailyUsage,
+    ChatbotTotalUsage,
+    ModelDailyUsage,
+    ModelTotalUsage,
+    PlatformDailyUsage,
+    UserDailyUsage,
+    UserTotalUsage,
+    UserYearlyActivity,
+)
 from reports.periods import ALL_TIME, Period
 from reports.raw_selectors import (
     DEFAULT_LIMIT,
@@ -46,7 +60,6 @@ from reports.routers import reads_reports_database
 
 User = get_user_model()
 FREE_MODEL = Q(ai_model__is_free=True)
-PAID_MODEL = Q(ai_model__is_free=False)
 
 
 def _days(period: Period) -> Q:
@@ -57,6 +70,13 @@ def _days(period: Period) -> Q:
     if period.until is not None:
         condition &= Q(day__lte=period.until)
     return condition
+
+
+def _rows(*, period: Period, daily: type[Model], total: type[Model]) -> QuerySet:
+    """Return the rollup rows a period's report sums: the all-time table's, or the period's days'."""
+    if period.is_all_time:
+        return total.objects.all()
+    return daily.objects.filter(_days(period))
 
 
 def _count(field: str, **extra: Q) -> Cast:
@@ -102,19 +122,82 @@ def _with_entities(
     return results
 
 
+# The pruning of the top-user reports (``_top_users``): squashed users read in the first round
+# (at least this many, and so many per row asked for), four times more in each next round, and
+# the most it reads before it aggregates every user instead.
+PRUNING_FIRST_CANDIDATES = 256
+PRUNING_CANDIDATES_PER_ROW = 4
+PRUNING_MAX_CANDIDATES = 16_384
+
+
+def _top_users(
+    *, period: Period, limit: int, top: Callable[[QuerySet], QuerySet], bound: str, order: str
+) -> list[dict[str, Any]]:
+    """Return the top ``limit`` rows of a per-user report, reading only the users that can rank.
+
+    ``top(rows)`` aggregates per-user rollup rows (UserTotalUsage for all time, UserDailyUsage
+    for a period) into the report's ordered, limited rows; its first ordering is on the figure
+    that ``bound`` (a column of UserTotalUsage) sums over all time. No request adds a negative
+    amount, so a user's all-time sum bounds that user's figure in any period from above. Users
+    are taken in decreasing order of their squashed all-time row (one per user, see
+    reports.rollups' squash), with every user that has fresh deltas; when the last row of the
+    result ranks strictly above the bound of the first user left out, nobody left out can rank,
+    and the result is exact. Otherwise it reads four times as many users, and at worst all.
+    """
+    rows = _rows(period=period, daily=UserDailyUsage, total=UserTotalUsage)
+    size = max(PRUNING_FIRST_CANDIDATES, PRUNING_CANDIDATES_PER_ROW * limit)
+    primary = order.split()[0]
+    while size <= PRUNING_MAX_CANDIDATES:
+        ranked, floor, with_deltas = _ranked_users(bound=bound, size=size)
+        if not ranked | with_deltas:
+            return []  # no user has a rollup row
+        # A list of ids, not a subquery: the database then reads just these users' rows by index.
+        candidates = rows.filter(user_id__in=sorted(ranked | with_deltas))
+        result = _with_entities(top(candidates), key="user_id", entity=User, columns=("username",), order=order)
+        if floor is None or (len(result) == limit and result[-1][primary] > floor):
+            return result
+        size *= 4
+    return _with_entities(top(rows), key="user_id", entity=User, columns=("username",), order=order)
+
+
+def _ranked_users(*, bound: str, size: int) -> tuple[set[int], Any, set[int]]:
+    """Return the ``size`` users of highest squashed ``bound``, the next one's bound or None, the users with deltas."""
+    table = UserTotalUsage._meta.db_table
+    field = UserTotalUsage._meta.get_field(bound)
+    connection = connections[UserTotalUsage.objects.db]
+    with connection.cursor() as cursor:
+        # One round trip; the first part walks the squashed rows' index on ``bound``.
+        cursor.execute(
+            f"SELECT user_id, {bound}, 1 FROM (SELECT user_id, {bound} FROM {table} WHERE is_squashed "
+            f"ORDER BY {bound} DESC, user_id LIMIT %s) ranked "
+            # The second column is unused there; MIN() just keeps the column's type for the UNION.
+            f"UNION ALL SELECT user_id, MIN({bound}), 0 FROM {table} WHERE NOT is_squashed GROUP BY user_id",
+            [size + 1],
+        )
+        fetched = cursor.fetchall()
+    ranked = [(user_id, value) for user_id, value, is_ranked in fetched if is_ranked]
+    with_deltas = {user_id for user_id, _, is_ranked in fetched if not is_ranked}
+    floor = (
+        field_value_from_db(field=field, value=ranked[size][1], connection=connection) if len(ranked) > size else None
+    )
+    return {user_id for user_id, _ in ranked[:size]}, floor, with_deltas
+
+
 @reads_reports_database
 def top_users_by_cost(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[UserCostRow]:
     """Return the users with the highest OpenRouter cost in the period."""
     check_limit(limit)
-    top = (
-        UserDailyUsage.objects.filter(_days(period))
-        .values("user_id")
-        .annotate(cost=Sum("total_cost_usd"), tokens=_count("total_tokens"), requests=_count("request_count"))
-        .filter(requests__gt=0)
-        .order_by("-cost", "-tokens", "user_id")[:limit]
-    )
-    rows = _with_entities(
-        top, key="user_id", entity=User, columns=("username",), order="cost DESC, tokens DESC, user_id"
+
+    def top(rows: QuerySet) -> QuerySet:
+        return (
+            rows.values("user_id")
+            .annotate(cost=Sum("total_cost_usd"), tokens=_count("total_tokens"), requests=_count("request_count"))
+            .filter(requests__gt=0)
+            .order_by("-cost", "-tokens", "user_id")[:limit]
+        )
+
+    rows = _top_users(
+        period=period, limit=limit, top=top, bound="total_cost_usd", order="cost DESC, tokens DESC, user_id"
     )
     return [
         UserCostRow(
@@ -129,7 +212,7 @@ def top_users_by_cost(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) 
 
 
 def _top_models(*, period: Period, free_only: bool, limit: int) -> list[dict[str, Any]]:
-    rows = ModelDailyUsage.objects.filter(_days(period))
+    rows = _rows(period=period, daily=ModelDailyUsage, total=ModelTotalUsage)
     if free_only:
         rows = rows.filter(FREE_MODEL)
     top = (
@@ -183,7 +266,7 @@ def top_free_models(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) ->
 @reads_reports_database
 def average_tokens_per_request(*, period: Period = ALL_TIME) -> Decimal | None:
     """Return the average total tokens per request in the period (2 decimals, half-up), or None."""
-    totals = ModelDailyUsage.objects.filter(_days(period)).aggregate(
+    totals = PlatformDailyUsage.objects.filter(_days(period)).aggregate(
         tokens=_count("total_tokens"), requests=_count("request_count")
     )
     if not totals["requests"]:
@@ -196,7 +279,7 @@ def top_chatbots_by_sessions(*, period: Period = ALL_TIME, limit: int = DEFAULT_
     """Return the chatbots with the most sessions in the period, with their sessions' messages."""
     check_limit(limit)
     top = (
-        ChatbotDailyUsage.objects.filter(_days(period))
+        _rows(period=period, daily=ChatbotDailyUsage, total=ChatbotTotalUsage)
         .values("chatbot_id")
         .annotate(sessions=_count("session_count"), messages=_count("message_count"))
         .filter(sessions__gt=0)
@@ -217,15 +300,22 @@ def top_chatbots_by_sessions(*, period: Period = ALL_TIME, limit: int = DEFAULT_
 def top_users_by_free_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_LIMIT) -> list[UserFreeUsageRow]:
     """Return the users who used free models most in the period, by tokens."""
     check_limit(limit)
-    top = (
-        UserDailyUsage.objects.filter(_days(period), is_free=True)
-        .values("user_id")
-        .annotate(tokens=_count("total_tokens"), requests=_count("request_count"))
-        .filter(requests__gt=0)
-        .order_by("-tokens", "-requests", "user_id")[:limit]
-    )
-    rows = _with_entities(
-        top, key="user_id", entity=User, columns=("username",), order="tokens DESC, requests DESC, user_id"
+    all_time = period.is_all_time
+    # All time: the free part of each user's total; a period: the free rows of each day.
+    tokens, requests = ("free_total_tokens", "free_request_count") if all_time else ("total_tokens", "request_count")
+
+    def top(rows: QuerySet) -> QuerySet:
+        if not all_time:
+            rows = rows.filter(is_free=True)
+        return (
+            rows.values("user_id")
+            .annotate(tokens=_count(tokens), requests=_count(requests))
+            .filter(requests__gt=0)
+            .order_by("-tokens", "-requests", "user_id")[:limit]
+        )
+
+    rows = _top_users(
+        period=period, limit=limit, top=top, bound="free_total_tokens", order="tokens DESC, requests DESC, user_id"
     )
     return [
         UserFreeUsageRow(
@@ -238,21 +328,27 @@ def top_users_by_free_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_L
 @reads_reports_database
 def usage_headline(*, period: Period = ALL_TIME) -> UsageHeadline:
     """Return the period's total cost, requests, tokens, active users and free requests."""
-    # The totals from the per-model rollup, far smaller than the per-user one.
-    totals = ModelDailyUsage.objects.filter(_days(period)).aggregate(
+    # The totals from the platform's two rows a day.
+    totals = PlatformDailyUsage.objects.filter(_days(period)).aggregate(
         cost=Sum("total_cost_usd"),
         requests=_count("request_count"),
         tokens=_count("total_tokens"),
-        free_requests=_count("request_count", filter=FREE_MODEL),
+        free_requests=_count("request_count", filter=Q(is_free=True)),
     )
     # A user whose requests in the period sum to zero (written, then deleted) is not active.
-    active_users = (
-        UserDailyUsage.objects.filter(_days(period))
-        .values("user_id")
-        .annotate(requests=Sum("request_count"))
-        .filter(requests__gt=0)
-        .count()
-    )
+    if period.is_all_time:
+        active_users = _active_users_all_time()
+    elif period.since is None or period.until is None:
+        # Open-ended (only from the command line): every day of the per-user rollup on that side.
+        active_users = (
+            UserDailyUsage.objects.filter(_days(period))
+            .values("user_id")
+            .annotate(requests=Sum("request_count"))
+            .filter(requests__gt=0)
+            .count()
+        )
+    else:
+        active_users = _active_users_between(since=period.since, until=period.until)
     return UsageHeadline(
         total_cost_usd=totals["cost"] or ZERO_USD,
         request_count=totals["requests"] or 0,
@@ -260,6 +356,62 @@ def usage_headline(*, period: Period = ALL_TIME) -> UsageHeadline:
         active_users=active_users,
         free_request_count=totals["free_requests"] or 0,
     )
+
+
+def _month_masks(*, since: date, until: date) -> list[tuple[date, int]]:
+    """Return each month the days span, with the bits of its days within them (bit d-1 for day d)."""
+    masks = []
+    month = since.replace(day=1)
+    while month <= until:
+        following = (month + timedelta(days=32)).replace(day=1)
+        first, last = max(since, month), min(until, following - timedelta(days=1))
+        masks.append((month, ((1 << last.day) - 1) ^ ((1 << (first.day - 1)) - 1)))
+        month = following
+    return masks
+
+
+def _active_users_between(*, since: date, until: date) -> int:
+    """Return how many users made requests between the two days, from their yearly activity."""
+    masks = _month_masks(since=since, until=until)
+    years = sorted({month.year for month, _ in masks})
+    on_days = Q()
+    hits = {}
+    for month, mask in masks:
+        name = f"on_{month.year}_{month.month:02}"
+        hits[name] = F(f"days_{month.month:02}").bitand(mask)
+        on_days |= Q(year=month.year, **{f"{name}__gt": 0})
+    # An exact row has a bit exactly for each day the user has requests on.
+    exact = UserYearlyActivity.objects.filter(is_exact=True, year__in=years).annotate(**hits).filter(on_days)
+    # An inexact one (requests deleted since the last rebuild) is checked against the days' sums.
+    checked = (
+        UserDailyUsage.objects.filter(
+            day__gte=since,
+            day__lte=until,
+            user_id__in=UserYearlyActivity.objects.filter(is_exact=False, year__in=years).values("user_id"),
+        )
+        .values("user_id")
+        .annotate(requests=Sum("request_count"))
+        .filter(requests__gt=0)
+        .values("user_id")
+    )
+    # Within one year a user has one row, exact or not: the two sets are apart and just add up.
+    return exact.values("user_id").union(checked, all=len(years) == 1).count()
+
+
+def _active_users_all_time() -> int:
+    """Return how many users have requests, from their all-time rows."""
+    table = UserTotalUsage._meta.db_table
+    # A user without deltas is active when the squashed row counts requests (one cheap scan);
+    # the few users with deltas are summed.
+    with connections[UserTotalUsage.objects.db].cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT COUNT(*) FROM {table} WHERE is_squashed AND request_count > 0 "
+            f"AND user_id NOT IN (SELECT user_id FROM {table} WHERE NOT is_squashed)) + "
+            f"(SELECT COUNT(*) FROM (SELECT user_id FROM {table} "
+            f"WHERE user_id IN (SELECT user_id FROM {table} WHERE NOT is_squashed) "
+            f"GROUP BY user_id HAVING SUM(request_count) > 0) active)"
+        )
+        return cursor.fetchone()[0]
 
 
 @reads_reports_database
@@ -275,7 +427,7 @@ def usage_comparison(*, period: Period) -> list[HeadlineComparison]:
 def first_request_date() -> date | None:
     """Return the day of the earliest recorded request, in TIME_ZONE, or None."""
     return (
-        ModelDailyUsage.objects.values("day")
+        PlatformDailyUsage.objects.values("day")
         .annotate(requests=_count("request_count"))
         .filter(requests__gt=0)
         .order_by("day")
@@ -291,16 +443,17 @@ def daily_usage(*, period: Period) -> list[DailyUsageRow]:
     until = period.until or timezone.localdate()
     if since is None or since > until:
         return []
+    free, paid = Q(is_free=True), Q(is_free=False)
     days = (
-        ModelDailyUsage.objects.filter(_days(period))
+        PlatformDailyUsage.objects.filter(_days(period))
         .values("day")
         .annotate(
-            free_cost_usd=Sum("total_cost_usd", filter=FREE_MODEL),
-            paid_cost_usd=Sum("total_cost_usd", filter=PAID_MODEL),
-            free_requests=_count("request_count", filter=FREE_MODEL),
-            paid_requests=_count("request_count", filter=PAID_MODEL),
-            free_tokens=_count("total_tokens", filter=FREE_MODEL),
-            paid_tokens=_count("total_tokens", filter=PAID_MODEL),
+            free_cost_usd=Sum("total_cost_usd", filter=free),
+            paid_cost_usd=Sum("total_cost_usd", filter=paid),
+            free_requests=_count("request_count", filter=free),
+            paid_requests=_count("request_count", filter=paid),
+            free_tokens=_count("total_tokens", filter=free),
+            paid_tokens=_count("total_tokens", filter=paid),
         )
         .order_by("day")
     )
@@ -315,7 +468,7 @@ def chatbot_unit_economics(*, period: Period = ALL_TIME, limit: int | None = Non
     # As the raw selector: a chatbot without requests in the period has no cost (NULL, last),
     # which sorts after one whose requests cost 0.
     top = (
-        ChatbotDailyUsage.objects.filter(_days(period))
+        _rows(period=period, daily=ChatbotDailyUsage, total=ChatbotTotalUsage)
         .values("chatbot_id")
         .annotate(
             sessions=_count("session_count"),

@@ -8,15 +8,10 @@ from django.db import migrations, models
 
 def triggers_install(apps, schema_editor):
     # The trigger SQL lives in reports.rollups, shared with rebuild_rollups: one source of truth.
-    from reports.rollups import rollup_triggers_install, rollups_rebuild
+    # It installs them once every rollup table exists (here, or in a later migration).
+    from reports.rollups import rollups_migration_install
 
-    if schema_editor.connection.vendor == "sqlite":
-        # Installed by the post_migrate handler once the whole plan has run: on SQLite a later
-        # migration that alters a raw table would fail with these triggers in place.
-        return
-    rollup_triggers_install(connection=schema_editor.connection)
-    # Rows written before this migration: fill the rollups from them.
-    rollups_rebuild(using=schema_editor.connection.alias)
+    rollups_migration_install(connection=schema_editor.connection)
 
 
 def triggers_uninstall(apps, schema_editor):

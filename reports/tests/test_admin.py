@@ -443,12 +443,14 @@ def page_queries(client, url: str) -> int:
     ("url", "max_queries"),
     [
         # Session, user, the list's rows and its count (and the unfiltered count, except on the
-        # request list, which skips it), then one query per report. Besides: Users lists its groups
-        # for a filter; AI Models reads its last catalog sync and lists its providers for a filter;
-        # the request list adds the headline figures (2: totals, then active users; all time has no
-        # previous period) and the daily chart (2: the first request's day, then the days).
-        (REQUEST_COSTS_URL, 4 + 5 + 2 + 2),
-        (USERS_URL, 5 + 1 + 3),
+        # request list, which skips it), then one query per report, two per top-user report (the
+        # bound of the users left out, then the rows; more rounds only past 256 users). Besides:
+        # Users lists its groups for a filter; AI Models reads its last catalog sync and lists its
+        # providers for a filter; the request list adds the headline figures (2: totals, then active
+        # users; all time has no previous period) and the daily chart (2: the first request's day,
+        # then the days).
+        (REQUEST_COSTS_URL, 4 + 5 + 1 + 2 + 2),
+        (USERS_URL, 5 + 1 + 3 + 2),
         (AI_MODELS_URL, 5 + 2 + 2),
         (CHATBOTS_URL, 5 + 1),
     ],

@@ -23,11 +23,10 @@ from core.factories import (
     UserFactory,
 )
 from reports import raw_selectors, selectors
-from reports.models import ChatbotDailyUsage, ModelDailyUsage, UserDailyUsage
+from reports.models import ChatbotDailyUsage, ModelDailyUsage, UserDailyUsage, UserTotalUsage, UserYearlyActivity
 from reports.periods import ALL_TIME, Period
 from reports.raw_selectors import ChatbotEconomicsRow, ChatbotSessionsRow, UserCostRow, UserFreeUsageRow
 from reports.rollups import (
-    ROLLUP_TABLES,
     TRIGGERS,
     rollup_triggers_install,
     rollup_triggers_missing,
@@ -309,12 +308,35 @@ def test_squash_merges_each_keys_rows_and_drops_keys_that_sum_to_zero():
 
     result = rollups_squash()
 
-    # Per table: the 3 deltas of the 31st become 1 row, the 2 of the 30th none.
-    assert result.rows_merged == {table.name: 5 for table in ROLLUP_TABLES[:2]} | {ROLLUP_TABLES[2].name: 0}
-    assert result.rows_written == {table.name: 1 for table in ROLLUP_TABLES[:2]} | {ROLLUP_TABLES[2].name: 0}
+    # Per day table: the 3 deltas of the 31st become 1 row, the 2 of the 30th none; the user's
+    # all-time row merges all 5 (+1 +1 +1 +1 -1) into 1.
+    # The platform's per-day table too; no session, so nothing for chatbots.
+    assert result.rows_merged == {
+        "reports_userdailyusage": 5,
+        "reports_modeldailyusage": 5,
+        "reports_chatbotdailyusage": 0,
+        "reports_usertotalusage": 5,
+        "reports_modeltotalusage": 5,
+        "reports_chatbottotalusage": 0,
+        "reports_platformdailyusage": 5,
+    }
+    assert result.rows_written == {
+        "reports_userdailyusage": 1,
+        "reports_modeldailyusage": 1,
+        "reports_chatbotdailyusage": 0,
+        "reports_usertotalusage": 1,
+        "reports_modeltotalusage": 1,
+        "reports_chatbottotalusage": 0,
+        "reports_platformdailyusage": 1,
+    }
     assert list(UserDailyUsage.objects.values_list("day", "request_count", "total_cost_usd", "is_squashed")) == [
         (date(2026, 1, 31), 3, Decimal("0.6"), True)  # 0.1 + 0.2 + 0.3
     ]
+    assert list(
+        UserTotalUsage.objects.values_list(
+            "user", "request_count", "total_tokens", "total_cost_usd", "free_request_count", "is_squashed"
+        )
+    ) == [(user.pk, 3, 3, Decimal("0.6"), 0, True)]
     assert rollups_squash().total_merged == 0
 
 
@@ -324,12 +346,17 @@ def test_squash_rollups_prints_what_it_merged():
 
     call_command("squash_rollups", stdout=out)
 
-    # Two requests of one user and model on one day: 2 rows each in the user and model tables.
+    # Two requests of one user and model on one day: 2 rows each in the user and model tables,
+    # their all-time tables and the platform's per-day table.
     assert out.getvalue().splitlines() == [
         "reports_userdailyusage: merged 2 rows into 1",
         "reports_modeldailyusage: merged 2 rows into 1",
         "reports_chatbotdailyusage: merged 0 rows into 0",
-        "Merged 4 rows in total.",
+        "reports_usertotalusage: merged 2 rows into 1",
+        "reports_modeltotalusage: merged 2 rows into 1",
+        "reports_chatbottotalusage: merged 0 rows into 0",
+        "reports_platformdailyusage: merged 2 rows into 1",
+        "Merged 10 rows in total.",
     ]
 
 
@@ -346,8 +373,10 @@ def test_rebuild_rollups_repairs_a_tampered_table_and_reports_each_difference():
             created_at=datetime(2026, 3, day, 12, tzinfo=UTC),
         )
     rollups_squash()
-    # Tamper: a wrong count, a missing row, a row for a day without usage.
+    # Tamper: a wrong count, a missing row, a row for a day without usage, a wrong total.
     UserDailyUsage.objects.filter(day=date(2026, 3, 1)).update(request_count=7)
+    UserTotalUsage.objects.update(total_cost_usd=Decimal("9"))
+    UserYearlyActivity.objects.update(days_03=0b01)  # forgets 2 March
     ModelDailyUsage.objects.filter(day=date(2026, 3, 2)).delete()
     ChatbotDailyUsage.objects.create(
         day=date(2026, 3, 3),
@@ -370,9 +399,19 @@ def test_rebuild_rollups_repairs_a_tampered_table_and_reports_each_difference():
         f"  added (2026-03-02, {model.pk}): expected (1, 10, 0.500000000000), stored nothing",
         "reports_chatbotdailyusage: repaired 0 missing, 0 wrong and 1 superfluous keys.",
         f"  removed (2026-03-03, {chatbot.pk}): expected nothing, stored (1, 0, 0, 0, 0.000000000000)",
+        "reports_usertotalusage: repaired 0 missing, 1 wrong and 0 superfluous keys.",
+        f"  changed ({user.pk}): expected (2, 20, 1.000000000000, 0, 0), stored (2, 20, 9.000000000000, 0, 0)",
+        "reports_modeltotalusage: matches the raw tables.",
+        "reports_chatbottotalusage: matches the raw tables.",
+        "reports_platformdailyusage: matches the raw tables.",
+        "reports_useryearlyactivity: repaired 0 missing, 1 wrong and 0 superfluous keys.",
+        f"  changed ({user.pk}, 2026): expected (0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0), "
+        "stored (0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
         "Rebuilt the rollups from the raw tables.",
     ]
     assert selectors.top_users_by_cost() == raw_selectors.top_users_by_cost()
+    march_1 = Period(since=date(2026, 3, 1), until=date(2026, 3, 1))
+    assert selectors.top_users_by_cost(period=march_1) == raw_selectors.top_users_by_cost(period=march_1)
     assert selectors.top_models_by_usage() == raw_selectors.top_models_by_usage()
     assert selectors.top_chatbots_by_sessions() == raw_selectors.top_chatbots_by_sessions() == []
 
@@ -435,3 +474,96 @@ def test_a_message_deleted_by_raw_sql_leaves_the_rollups():
     assert rollup(ChatbotDailyUsage)["message_count"] == 0
     assert rollup(ChatbotDailyUsage)["session_count"] == 1
     assert Chatbot.objects.count() == 1
+
+
+# --- Yearly activity --------------------------------------------------------------------------
+
+
+def activity() -> list[tuple]:
+    """Return (username, year, {month: days bitmask} of the months with bits, is_exact) per row."""
+    rows = UserYearlyActivity.objects.select_related("user")
+    return sorted(
+        (
+            row.user.username,
+            row.year,
+            {month: getattr(row, f"days_{month:02}") for month in range(1, 13) if getattr(row, f"days_{month:02}")},
+            row.is_exact,
+        )
+        for row in rows
+    )
+
+
+def active_users(since: date, until: date) -> int:
+    period = Period(since=since, until=until)
+    headline = selectors.usage_headline(period=period)
+    assert headline == raw_selectors.usage_headline(period=period)
+    return headline.active_users
+
+
+def test_yearly_activity_sets_a_bit_per_local_day_with_requests(new_york):
+    ann, bob = UserFactory(username="ann"), UserFactory(username="bob")
+    model = AIModelFactory()
+    # 31 January in New York, twice; 2 February; bob on 1 February (06:00 UTC, 01:00 there) and
+    # on 31 December 2025 (04:00 UTC on 1 January is still 2025 there).
+    for when in (LATE_JANUARY_IN_NEW_YORK, LATE_JANUARY_IN_NEW_YORK, datetime(2026, 2, 2, 15, tzinfo=UTC)):
+        RequestCostFactory(user=ann, ai_model=model, created_at=when)
+    RequestCostFactory(user=bob, ai_model=model, created_at=datetime(2026, 2, 1, 6, tzinfo=UTC))
+    RequestCostFactory(user=bob, ai_model=model, created_at=datetime(2026, 1, 1, 4, tzinfo=UTC))
+
+    assert activity() == [
+        ("ann", 2026, {1: 1 << 30, 2: 1 << 1}, True),  # 31 January: bit 30; 2 February: bit 1
+        ("bob", 2025, {12: 1 << 30}, True),
+        ("bob", 2026, {2: 1 << 0}, True),
+    ]
+    assert active_users(date(2026, 1, 31), date(2026, 1, 31)) == 1
+    assert active_users(date(2026, 2, 1), date(2026, 2, 1)) == 1
+    assert active_users(date(2026, 1, 31), date(2026, 2, 28)) == 2
+    assert active_users(date(2026, 2, 3), date(2026, 3, 31)) == 0
+    # Across the new year: bob's two rows count once.
+    assert active_users(date(2025, 12, 1), date(2026, 2, 28)) == 2
+    assert active_users(date(2025, 12, 31), date(2026, 1, 30)) == 1
+
+
+def test_a_deleted_or_moved_request_leaves_its_row_inexact_until_a_rebuild():
+    ann, model = UserFactory(username="ann"), AIModelFactory()
+    first = RequestCostFactory(user=ann, ai_model=model, created_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    second = RequestCostFactory(user=ann, ai_model=model, created_at=datetime(2026, 3, 2, 12, tzinfo=UTC))
+    RequestCostFactory(user=ann, ai_model=model, created_at=datetime(2026, 3, 3, 12, tzinfo=UTC))
+
+    first.delete()
+    # Moved from the 2nd to the 10th: the 10th's bit is set, the 2nd's stays, and the row is inexact.
+    OpenRouterRequestCost.objects.filter(pk=second.pk).update(created_at=datetime(2026, 3, 10, 12, tzinfo=UTC))
+
+    assert activity() == [("ann", 2026, {3: 0b1000000111}, False)]
+    # Read from the days' sums for an inexact row: the 1st and 2nd have no request any more.
+    assert active_users(date(2026, 3, 1), date(2026, 3, 2)) == 0
+    assert active_users(date(2026, 3, 2), date(2026, 3, 3)) == 1
+    assert active_users(date(2026, 3, 10), date(2026, 3, 10)) == 1
+
+    out = StringIO()
+    call_command("rebuild_rollups", stdout=out)
+
+    assert out.getvalue().splitlines()[-2:] == [
+        "Recomputed 1 yearly activity rows left inexact by deletions.",
+        "The rollups matched the raw tables; nothing to repair.",
+    ]
+    assert activity() == [("ann", 2026, {3: 0b1000000100}, True)]
+    assert active_users(date(2026, 3, 1), date(2026, 3, 2)) == 0
+
+
+def test_a_rebuild_drops_the_row_of_a_user_left_without_requests():
+    request = RequestCostFactory(created_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    request.delete()
+    assert [row[2:] for row in activity()] == [({3: 0b1}, False)]
+
+    assert rollups_rebuild().activity_rows_made_exact == 1
+
+    assert activity() == []
+
+
+def test_a_cost_update_keeps_the_row_exact():
+    request = RequestCostFactory(created_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+
+    OpenRouterRequestCost.objects.filter(pk=request.pk).update(cost_usd=Decimal("0.5"))
+
+    assert [row[2:] for row in activity()] == [({3: 0b1}, True)]

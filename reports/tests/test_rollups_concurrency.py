@@ -14,11 +14,11 @@ import pytest
 from django.db import connection, connections
 
 from ai_models.models import AIModel
-from chatbot.models import ChatSession
+from chatbot.models import ChatSession, OpenRouterRequestCost
 from chatbot.services import request_cost_record
 from core.factories import AIModelFactory, ChatbotFactory, ChatSessionFactory, UserFactory
 from reports import raw_selectors, selectors
-from reports.models import UserDailyUsage
+from reports.models import UserDailyUsage, UserYearlyActivity
 from reports.periods import ALL_TIME, Period
 from reports.raw_selectors import UserCostRow
 from reports.rollups import rollups_rebuild, rollups_squash
@@ -176,3 +176,60 @@ def test_concurrent_writers_stay_exact_while_a_model_flips_free_and_a_session_ch
     (economics,) = selectors.chatbot_unit_economics()
     assert (economics.request_count, economics.session_count) == (120, 1)
     assert rollups_rebuild().is_consistent
+
+
+def test_concurrent_first_requests_and_deletions_keep_the_monthly_activity_exact():
+    # Every writer writes a request for each user on each of 8 days, in its own order, so that
+    # writers race to create each user's row and to set each day's bit; a deleter removes what
+    # it finds of the third user's 5 February meanwhile.
+    users, model = UserFactory.create_batch(3), AIModelFactory()
+    days = [datetime(2026, 2, day, 12, tzinfo=UTC) for day in range(1, 9)]
+    start = threading.Barrier(WRITERS + 1)
+    writers_done = threading.Event()
+
+    def writer(number: int) -> Callable[[], None]:
+        def write() -> None:
+            start.wait()
+            for index, day in enumerate(days[number:] + days[:number]):
+                for user in users:
+                    request_cost_record(
+                        user=user,
+                        ai_model=model,
+                        prompt_tokens=1,
+                        completion_tokens=0,
+                        cost_usd="0",
+                        generation_id=f"gen-{number}-{index}-{user.pk}",
+                        created_at=day,
+                    )
+
+        return write
+
+    def deleter() -> None:
+        start.wait()
+        while not writers_done.is_set():
+            OpenRouterRequestCost.objects.filter(user=users[2], created_at=days[4]).delete()
+        OpenRouterRequestCost.objects.filter(user=users[2], created_at=days[4]).delete()
+
+    def writers() -> None:
+        try:
+            run_threads([writer(number) for number in range(WRITERS)])
+        finally:
+            writers_done.set()
+
+    run_threads([writers, deleter])
+
+    # Each day has all three users but the 5th, which has two: read from the bits, and (the
+    # third user's row is inexact after the deletions) from the days' sums.
+    for number, day in enumerate(days, start=1):
+        period = Period(since=day.date(), until=day.date())
+        assert selectors.usage_headline(period=period).active_users == (2 if number == 5 else 3)
+        assert selectors.usage_headline(period=period) == raw_selectors.usage_headline(period=period)
+    assert UserYearlyActivity.objects.get(user=users[2]).is_exact is False
+    # No bit was lost; the rebuild then recomputes the inexact row without 5 February.
+    result = rollups_rebuild()
+    assert result.is_consistent and result.activity_rows_made_exact == 1
+    assert sorted(UserYearlyActivity.objects.values_list("days_02", "is_exact")) == [
+        (0b11101111, True),
+        (0b11111111, True),
+        (0b11111111, True),
+    ]

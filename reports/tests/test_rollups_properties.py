@@ -10,8 +10,11 @@ cascades, raw SQL, a model's ``is_free`` flipped, a squash at any point. Then ea
 and limits. Each example runs in a savepoint rolled back at its end.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.db import connection, transaction
@@ -310,6 +313,20 @@ def reports_compare(*, data: st.DataObject, centre: date) -> None:
     assert selectors.first_request_date() == raw_selectors.first_request_date()
 
 
+@contextmanager
+def pruning(*, first: int | None, most: int | None) -> Iterator[None]:
+    """Run the top-user reports' pruning with other round sizes (None: as configured)."""
+    if first is None:
+        yield
+        return
+    with (
+        mock.patch.object(selectors, "PRUNING_FIRST_CANDIDATES", first),
+        mock.patch.object(selectors, "PRUNING_CANDIDATES_PER_ROW", 1),
+        mock.patch.object(selectors, "PRUNING_MAX_CANDIDATES", most),
+    ):
+        yield
+
+
 @EXAMPLES
 @given(data=st.data())
 def test_rollup_reports_equal_the_raw_reports_after_random_writes(centre, data):
@@ -322,7 +339,13 @@ def test_rollup_reports_equal_the_raw_reports_after_random_writes(centre, data):
         # Read fresh deltas, squashed rows, or (after a squash mid-way) squashed rows and deltas.
         if data.draw(st.booleans(), label="squash before reading"):
             rollups_squash()
-        reports_compare(data=data, centre=centre)
+        # The top-user reports' pruning as configured, or in rounds of 1, 4, 16... users (so that
+        # it stops early, or goes on, on a small platform), or giving up after the first round.
+        first, most = data.draw(
+            st.sampled_from([(None, None), (1, selectors.PRUNING_MAX_CANDIDATES), (1, 1)]), label="pruning"
+        )
+        with pruning(first=first, most=most):
+            reports_compare(data=data, centre=centre)
         # The triggers' running sums also equal a recomputation from the raw rows, key by key.
         assert rollups_rebuild().is_consistent
         transaction.set_rollback(True)

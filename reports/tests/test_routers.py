@@ -37,8 +37,9 @@ def test_report_selectors_read_the_replica_alias(replica):
         ("ann", Decimal("0.75"), 18, 2)
     ]
     assert headline.request_count == 2
-    # One query for the top users, two for the headline (totals, then active users).
-    assert len(reports.captured_queries) == 3
+    # Two queries for the top users (the pruning's bound, then the rows), two for the headline
+    # (totals, then active users).
+    assert len(reports.captured_queries) == 4
     assert primary.captured_queries == []
 
 

@@ -17,7 +17,9 @@ from core.factories import (
     RequestCostFactory,
     UserFactory,
 )
+from reports import raw_selectors, selectors
 from reports.periods import ALL_TIME, Period
+from reports.rollups import rollups_squash
 from reports.selectors import (
     ChatbotSessionsRow,
     FreeModelUsageRow,
@@ -122,7 +124,8 @@ def test_each_report_is_one_query(selector, django_assert_num_queries) -> None:
     if selector is not average_tokens_per_request:
         arguments["limit"] = 5
 
-    with django_assert_num_queries(1):
+    # A top-user report reads first the bound of the users its pruning leaves out (here none).
+    with django_assert_num_queries(2 if selector in (top_users_by_cost, top_users_by_free_usage) else 1):
         result = selector(**arguments)
 
     assert result  # the query found the rows above
@@ -648,3 +651,118 @@ def test_top_users_by_free_usage_counts_only_requests_in_the_period(new_york, pe
     assert top_users_by_free_usage(period=period) == [
         UserFreeUsageRow(user.pk, "user", total_tokens=tokens, request_count=requests)
     ]
+
+
+# --- The top-user reports' pruning -----------------------------------------------------------
+#
+# Users are read in rounds, in decreasing order of their squashed all-time figure, which bounds
+# any period's; here in rounds of 1, 4, 16... users instead of 256, 1024... Each round is two
+# queries: the bound of the first user left out, then the candidates' rows.
+
+WINDOW = Period(since=date(2026, 6, 1), until=date(2026, 6, 30))
+IN_WINDOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
+BEFORE_WINDOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def small_rounds(monkeypatch):
+    monkeypatch.setattr(selectors, "PRUNING_FIRST_CANDIDATES", 1)
+    monkeypatch.setattr(selectors, "PRUNING_CANDIDATES_PER_ROW", 1)
+
+
+def spend(user: User, *, before: str = "0", within: str = "0", model: AIModel | None = None) -> None:
+    """Give ``user`` requests costing ``before`` ahead of WINDOW and ``within`` in it (one token per USD cent)."""
+    model = model or AIModelFactory()
+    for cost, at in ((before, BEFORE_WINDOW), (within, IN_WINDOW)):
+        if Decimal(cost):
+            add_request(user=user, ai_model=model, tokens=int(Decimal(cost) * 100), cost=cost, at=at)
+
+
+def cost_rows(rows: list[UserCostRow]) -> list[tuple[str, Decimal]]:
+    return [(row.username, row.total_cost_usd) for row in rows]
+
+
+def test_pruning_stops_once_nobody_left_out_can_rank(small_rounds, django_assert_num_queries) -> None:
+    heavy, second, light = (UserFactory(username=name) for name in ("heavy", "second", "light"))
+    spend(heavy, before="40", within="60")  # all time 100
+    spend(second, before="10", within="40")  # all time 50
+    spend(light, within="1")
+    rollups_squash()
+
+    # Round 1 reads heavy (60 in June); the next user's all-time 50 cannot beat it.
+    with django_assert_num_queries(2):
+        rows = top_users_by_cost(period=WINDOW, limit=1)
+
+    assert cost_rows(rows) == [("heavy", Decimal(60))]
+    assert rows == raw_selectors.top_users_by_cost(period=WINDOW, limit=1)
+
+
+def test_pruning_reads_more_users_until_the_ranking_is_certain(small_rounds, django_assert_num_queries) -> None:
+    old, steady, newcomer, idle = (UserFactory(username=name) for name in ("old", "steady", "newcomer", "idle"))
+    spend(old, before="100", within="1")  # all time 101
+    spend(steady, before="50", within="2")  # 52
+    spend(newcomer, within="3")  # 3
+    spend(idle, before="10")  # 10, nothing in June
+    rollups_squash()
+
+    # Round 1 (old) gives one row of 1, below the next bound, 52; round 2 reads all four users.
+    with django_assert_num_queries(4):
+        rows = top_users_by_cost(period=WINDOW, limit=2)
+
+    assert cost_rows(rows) == [("newcomer", Decimal(3)), ("steady", Decimal(2))]
+    assert rows == raw_selectors.top_users_by_cost(period=WINDOW, limit=2)
+
+
+def test_pruning_gives_up_and_aggregates_everyone_past_its_largest_round(
+    small_rounds, monkeypatch, django_assert_num_queries
+) -> None:
+    monkeypatch.setattr(selectors, "PRUNING_MAX_CANDIDATES", 2)
+    old, idle, newcomer = (UserFactory(username=name) for name in ("old", "idle", "newcomer"))
+    spend(old, before="100", within="1")
+    spend(idle, before="10")
+    spend(newcomer, within="3")
+    rollups_squash()
+
+    # One round of 2 users (old, idle: one row, of 1, not above the next bound, 3), then no round
+    # of 8 but one query over every user.
+    with django_assert_num_queries(3):
+        rows = top_users_by_cost(period=WINDOW, limit=2)
+
+    assert cost_rows(rows) == [("newcomer", Decimal(3)), ("old", Decimal(1))]
+
+
+def test_users_with_fresh_deltas_are_always_candidates(small_rounds, django_assert_num_queries) -> None:
+    heavy, second, late = (UserFactory(username=name) for name in ("heavy", "second", "late"))
+    spend(heavy, before="40", within="60")
+    spend(second, before="10", within="40")
+    rollups_squash()
+    # After the squash: late's 200 is a delta only, and heavy's June requests are deleted (a
+    # negative delta), so heavy's squashed 100 overstates what heavy now has.
+    spend(late, within="200")
+    OpenRouterRequestCost.objects.filter(user=heavy, created_at=IN_WINDOW).delete()
+
+    with django_assert_num_queries(2):
+        rows = top_users_by_cost(period=WINDOW, limit=2)
+    all_time = top_users_by_cost(limit=3)
+
+    assert cost_rows(rows) == [("late", Decimal(200)), ("second", Decimal(40))]
+    assert rows == raw_selectors.top_users_by_cost(period=WINDOW, limit=2)
+    assert cost_rows(all_time) == [("late", Decimal(200)), ("second", Decimal(50)), ("heavy", Decimal(40))]
+    assert all_time == raw_selectors.top_users_by_cost(limit=3)
+
+
+def test_free_usage_pruning_is_bounded_by_free_tokens_only(small_rounds) -> None:
+    free, paid = AIModelFactory(free=True), AIModelFactory()
+    big_spender, free_rider, casual = (UserFactory(username=name) for name in ("big_spender", "free_rider", "casual"))
+    spend(big_spender, before="90", within="90", model=paid)  # no free tokens at all
+    spend(free_rider, before="5", within="0.5", model=free)  # 550 free tokens, 50 in June
+    spend(casual, within="0.2", model=free)  # 20 free tokens, in June
+    rollups_squash()
+
+    rows = top_users_by_free_usage(period=WINDOW, limit=2)
+
+    assert [(row.username, row.total_tokens, row.request_count) for row in rows] == [
+        ("free_rider", 50, 1),
+        ("casual", 20, 1),
+    ]
+    assert rows == raw_selectors.top_users_by_free_usage(period=WINDOW, limit=2)

@@ -38,6 +38,10 @@ class Command(BaseCommand):
             )
             for kind, key, expected, stored in difference.samples:
                 self.stdout.write(f"  {kind} {_text(key)}: expected {_text(expected)}, stored {_text(stored)}")
+        if result.activity_rows_made_exact:
+            self.stdout.write(
+                f"Recomputed {result.activity_rows_made_exact:,} yearly activity rows left inexact by deletions."
+            )
         if result.is_consistent:
             self.stdout.write(self.style.SUCCESS("The rollups matched the raw tables; nothing to repair."))
         elif result.rebuilt:
