@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize(
     ("model", "make"),
     [
-        (OpenRouterRequestCost, lambda: RequestCostFactory(generation_id='gen-<b>"&\'')),
+        (OpenRouterRequestCost, lambda: RequestCostFactory(generation_id="gen-<b>\"&'")),
         (ChatMessage, ChatMessageFactory),
         (ChatSession, lambda: ChatMessageFactory().session),
     ],
