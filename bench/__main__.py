@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from bench.database import (
 )
 from bench.dataset import DEFAULT_DAYS, DEFAULT_SEED, scale_for_rows
 from bench.measure import Options
+from bench.writes import DEFAULT_IMPORT_ROWS, DEFAULT_WRITE_SECONDS, WRITERS, WriteOptions
 
 # Only ever used against the benchmark's own database, with DEBUG off as in production.
 BENCH_SECRET_KEY = "bench-only-secret-key-never-used-by-a-deployment"  # noqa: S105
@@ -50,6 +52,19 @@ def arguments_parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-repeat", type=int, default=Options.min_repeat, help="timed calls even past --budget")
     parser.add_argument("--budget", type=float, default=Options.budget, help="seconds per series before stopping")
     parser.add_argument("--timeout", type=float, default=Options.timeout, help="seconds one call may take")
+    parser.add_argument(
+        "--write-seconds",
+        type=float,
+        default=DEFAULT_WRITE_SECONDS,
+        help="seconds the concurrent writers of request_cost_record run, after the reads (0: none)",
+    )
+    parser.add_argument("--writers", type=int, default=WRITERS, help="concurrent writer processes")
+    parser.add_argument(
+        "--import-rows",
+        type=int,
+        default=DEFAULT_IMPORT_ROWS,
+        help="rows of the bulk import through request_costs_import, after the writers (0: none)",
+    )
     parser.add_argument("--output", type=Path, help="JSON file to write (default: bench/results/<timestamp>.json)")
     parser.add_argument("--baseline", type=Path, help="an earlier JSON result to compare page timings with")
     return parser.parse_args(argv)
@@ -156,7 +171,7 @@ def _baseline_compare(*, baseline: dict[str, Any], results: list[Any]) -> list[d
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Load (if needed) and measure; return 1 when a page or selector failed."""
+    """Load (if needed), measure the reads, then the writes; return 1 when a page, selector or write failed."""
     args = arguments_parse(argv)
     # Progress lines as they happen, also when the output goes to a file.
     sys.stdout.reconfigure(line_buffering=True)
@@ -172,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import django
 
-    from bench import measure
+    from bench import measure, writes
 
     options = Options(
         warmup=args.warmup, repeat=args.repeat, min_repeat=args.min_repeat, budget=args.budget, timeout=args.timeout
@@ -185,9 +200,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{dataset.get('end')}; load average {load_before[0]:.2f} on {os.cpu_count()} CPUs"
     )
     results = measure.measure(options=options)
+    write_options = WriteOptions(
+        seconds=args.write_seconds, import_rows=args.import_rows, writers=args.writers, seed=args.seed
+    )
+    write_results, cleanup = writes.measure_writes(options=write_options)
     report_keys = measure.page_report_keys()
     ratio_rows = measure.ratios(results=results, report_keys=report_keys)
-    checks = measure.targets_check(vendor=database.vendor, results=results, ratio_rows=ratio_rows)
+    checks = measure.targets_check(vendor=database.vendor, results=results, ratio_rows=ratio_rows, writes=write_results)
     load_after = os.getloadavg()
     baseline = json.loads(args.baseline.read_text()) if args.baseline else None
     compared = _baseline_compare(baseline=baseline, results=results) if baseline else []
@@ -202,11 +221,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Against {args.baseline} (p50 now / p50 then; the scale target is at most 1.5x):")
         for row in compared:
             print(f"  {row['page']:<16} {row['period']:<13} {row['over_baseline']:.2f}x")
+    if write_results:
+        print()
+        print(f"Writes, after the reads (the {cleanup['rows_deleted']:,} rows written were deleted again):")
+        print(measure.writes_table(write_results))
+    page_checks = [check for check in checks if "page" in check]
+    write_checks = [check for check in checks if "write" in check]
     missed = [check for check in checks if not check["met"]]
     print()
     print(
-        f"Targets ({database.vendor}): {len(checks) - len(missed)} of {len(checks)} page series met"
-        + "".join(f"\n  {c['page']} {c['period']}: {'; '.join(c['misses'])}" for c in missed)
+        f"Targets ({database.vendor}): {sum(c['met'] for c in page_checks)} of {len(page_checks)} page series met"
+        + (f", {sum(c['met'] for c in write_checks)} of {len(write_checks)} write series" if write_checks else "")
+        + "".join(
+            f"\n  {c['page']} {c['period']}: {'; '.join(c['misses'])}"
+            if "page" in c
+            else f"\n  write {c['write']}: {'; '.join(c['misses'])}"
+            for c in missed
+        )
     )
     flagged = [series for series in results if series.flagged]
     if flagged:
@@ -221,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         "finished_at": finished_at.isoformat(timespec="seconds"),
         "database": {"vendor": database.vendor, "name": database.name},
         "dataset": dataset,
-        "options": vars(options),
+        "options": {**vars(options), "writes": asdict(write_options)},
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_before": load_before,
@@ -233,13 +264,15 @@ def main(argv: list[str] | None = None) -> int:
         "git": _git_revision(),
         "series": [series.as_dict() for series in results],
         "ratios": ratio_rows,
+        "writes": [series.as_dict() for series in write_results],
+        "writes_cleanup": cleanup,
         "targets": checks,
         "baseline": {"file": str(args.baseline), "pages": compared} if baseline else None,
-        "markdown": measure.markdown_table(results, ratio_rows),
+        "markdown": measure.markdown_table(results, ratio_rows, write_results),
     }
     output.write_text(json.dumps(document, indent=2) + "\n")
     print(f"Wrote {output}")
-    return 1 if any(series.failed for series in results) else 0
+    return 1 if any(series.failed for series in [*results, *write_results]) else 0
 
 
 if __name__ == "__main__":

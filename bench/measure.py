@@ -12,10 +12,12 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from bench.writes import WriteSeries
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,20 @@ PERIODS: tuple[tuple[str, dict[str, str], str | None], ...] = (
     ("all-time", {}, None),
     ("last-30-days", {"period": "last-30-days"}, "last-30-days"),
 )
-# Targets of the scale issue, checked on every page series (PostgreSQL 10M rows; SQLite 1M rows).
+# Targets of the scale issue, checked on every page series (PostgreSQL 10M rows; SQLite 1M rows),
+# and on the write series (PostgreSQL): requests/s of 4 writers together, rows/s of a bulk import.
 TARGETS = {
-    "postgresql": {"p50_ms": 80.0, "p95_ms": 150.0, "raw_over_page": 50.0},
+    "postgresql": {
+        "p50_ms": 80.0,
+        "p95_ms": 150.0,
+        "raw_over_page": 50.0,
+        "record_per_second": 2_000.0,
+        "import_rows_per_second": 50_000.0,
+    },
     "sqlite": {"p50_ms": 150.0},
 }
+# The write series' target of TARGETS, and its unit.
+WRITE_TARGETS = {"record": ("record_per_second", "requests/s"), "import": ("import_rows_per_second", "rows/s")}
 
 
 @dataclass
@@ -373,8 +384,14 @@ def ratios(*, results: list[Series], report_keys: dict[str, tuple[str, ...]]) ->
     return rows
 
 
-def targets_check(*, vendor: str, results: list[Series], ratio_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return each page series against the scale issue's targets for ``vendor``."""
+def targets_check(
+    *,
+    vendor: str,
+    results: list[Series],
+    ratio_rows: list[dict[str, Any]],
+    writes: Sequence[WriteSeries] = (),
+) -> list[dict[str, Any]]:
+    """Return each page series, then each write series, against the scale issue's targets for ``vendor``."""
     goals = TARGETS.get(vendor, {})
     ratio_by_key = {(row["page"], row["period"]): row for row in ratio_rows}
     checks = []
@@ -394,6 +411,17 @@ def targets_check(*, vendor: str, results: list[Series], ratio_rows: list[dict[s
         if "raw_over_page" in goals and ratio is not None and ratio < goals["raw_over_page"]:
             misses.append(f"raw/page {ratio:.1f}x < {goals['raw_over_page']:.0f}x")
         checks.append({"page": series.target, "period": series.period, "met": not misses, "misses": misses})
+    for series in writes:
+        goal, unit = WRITE_TARGETS[series.target]
+        if goal not in goals:
+            continue
+        if series.failed:
+            misses = [series.error]
+        elif series.rate < goals[goal]:
+            misses = [f"{series.rate:,.0f} < {goals[goal]:,.0f} {unit}"]
+        else:
+            misses = []
+        checks.append({"write": series.target, "target": goals[goal], "met": not misses, "misses": misses})
     return checks
 
 
@@ -467,8 +495,27 @@ def ratios_table(ratio_rows: list[dict[str, Any]]) -> str:
     return _table(headers, rows, "llrrrrrrl")
 
 
-def markdown_table(results: list[Series], ratio_rows: list[dict[str, Any]]) -> str:
-    """Return the page timings and ratios as a Markdown table, ready for the README."""
+def writes_table(writes: Sequence[WriteSeries]) -> str:
+    """Return the write series as a plain-text table."""
+    rows = [
+        [
+            series.target,
+            str(series.workers),
+            f"{series.seconds:.1f}",
+            f"{series.rows:,}",
+            "ERR" if series.failed else f"{series.rate:,.0f}",
+            _ms(series.p50),
+            _ms(series.p95),
+            series.error[:60] or series.note,
+        ]
+        for series in writes
+    ]
+    headers = ["series", "workers", "seconds", "rows", "rows/s", "p50 ms", "p95 ms", "note"]
+    return _table(headers, rows, "lrrrrrrl")
+
+
+def markdown_table(results: list[Series], ratio_rows: list[dict[str, Any]], writes: Sequence[WriteSeries] = ()) -> str:
+    """Return the page timings and ratios (and the write series) as Markdown tables, ready for the README."""
     ratio_by_key = {(row["page"], row["period"]): row for row in ratio_rows}
     bare = {(s.target, s.period): s for s in results if s.kind == "page-no-reports"}
     lines = [
@@ -485,4 +532,15 @@ def markdown_table(results: list[Series], ratio_rows: list[dict[str, Any]]) -> s
             f"{_ms(without.p50 if without else None)} | {_ms(ratio.get('raw_selectors_p50_ms'))} | "
             f"{_times(ratio.get('raw_over_page'))} |"
         )
+    if writes:
+        lines += [
+            "",
+            "| write series | workers | seconds | rows | rows/s | call p50 ms | call p95 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {series.target} | {series.workers} | {series.seconds:.1f} | {series.rows:,} | "
+            f"{'ERR' if series.failed else f'{series.rate:,.0f}'} | {_ms(series.p50)} | {_ms(series.p95)} |"
+            for series in writes
+        ]
     return "\n".join(lines)

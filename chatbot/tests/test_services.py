@@ -1,17 +1,20 @@
 """Tests of chatbot.services.request_cost_record, the write side of every cost report."""
 
+import dataclasses
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
 from accounts.models import User
 from ai_models.models import AIModel
-from chatbot.models import OpenRouterRequestCost
-from chatbot.services import request_cost_record
+from chatbot.models import ChatSession, OpenRouterRequestCost
+from chatbot.services import _request_cost_insert, _request_cost_lookup, _RequestCostLookup, request_cost_record
 from core.factories import AIModelFactory, ChatSessionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -233,19 +236,23 @@ def test_same_generation_id_is_stored_once_and_returns_the_original(user: User, 
     assert again.cost_usd == Decimal("0.000132")
 
 
+def lookup_missing_the_stored_row(**arguments) -> _RequestCostLookup:
+    """Look up as the service does, blind to the request already stored under the generation_id."""
+    return dataclasses.replace(_request_cost_lookup(**arguments), stored_id=None)
+
+
 def test_same_generation_id_written_concurrently_returns_the_stored_row(user: User, ai_model: AIModel) -> None:
     original = record(user=user, ai_model=ai_model, generation_id="gen-race")
 
     # Hide the stored row from the look-up, as when another writer commits it in between: the
     # insert then hits the unique constraint, which must end in the stored row, not an error.
-    save = OpenRouterRequestCost.save
     with (
-        mock.patch.object(QuerySet, "first", return_value=None),
-        mock.patch.object(OpenRouterRequestCost, "save", autospec=True, side_effect=save) as save_spy,
+        mock.patch("chatbot.services._request_cost_lookup", side_effect=lookup_missing_the_stored_row),
+        mock.patch("chatbot.services._request_cost_insert", side_effect=_request_cost_insert) as insert_spy,
     ):
         again = record(user=user, ai_model=ai_model, generation_id="gen-race", prompt_tokens=1)
 
-    save_spy.assert_called_once()  # the insert was tried, and refused by the database
+    insert_spy.assert_called_once()  # the insert was tried, and refused by the database
     assert again.pk == original.pk
     assert OpenRouterRequestCost.objects.count() == 1
     # The surrounding transaction is still usable after the failed insert.
@@ -293,3 +300,153 @@ def test_naive_created_at_is_rejected(user: User, ai_model: AIModel) -> None:
 
     assert list(excinfo.value.message_dict) == ["created_at"]
     assert not OpenRouterRequestCost.objects.exists()
+
+
+def test_a_deleted_session_is_rejected_as_full_clean_would(user: User, ai_model: AIModel) -> None:
+    session = ChatSessionFactory(user=user)
+    ChatSession.objects.filter(pk=session.pk).delete()
+
+    with pytest.raises(ValidationError) as excinfo:
+        record(user=user, ai_model=ai_model, session=session)
+
+    # Django's own message for a foreign key to a row that does not exist.
+    message = f"chat session instance with id {session.pk} is not a valid choice."
+    assert excinfo.value.message_dict == {"session": [message]}
+    assert not OpenRouterRequestCost.objects.exists()
+
+
+def test_a_column_limit_is_reported_in_full_cleans_words(user: User, ai_model: AIModel) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        record(user=user, ai_model=ai_model, generation_id="g" * 256, cost_usd="123456789")
+
+    assert excinfo.value.message_dict == {
+        "generation_id": ["Ensure this value has at most 255 characters (it has 256)."],
+        "cost_usd": ["Ensure that there are no more than 8 digits before the decimal point."],
+    }
+    assert not OpenRouterRequestCost.objects.exists()
+
+
+# --- Round trips ---------------------------------------------------------------------------------
+
+
+def test_inside_a_transaction_a_request_takes_a_look_up_and_a_savepointed_insert(
+    user: User, ai_model: AIModel, django_assert_num_queries
+) -> None:
+    session = ChatSessionFactory(user=user)
+
+    # The look-up (user, model, session, generation_id at once), SAVEPOINT, INSERT, RELEASE SAVEPOINT.
+    with django_assert_num_queries(4) as captured:
+        record(user=user, ai_model=ai_model, session=session, generation_id="gen-counted")
+
+    look_up, savepoint, insert, release = (query["sql"] for query in captured.captured_queries)
+    assert look_up.startswith("SELECT EXISTS")
+    assert savepoint.startswith("SAVEPOINT")
+    assert insert.startswith("INSERT INTO")
+    assert release.startswith("RELEASE SAVEPOINT")
+
+
+def test_a_known_generation_id_takes_the_look_up_and_a_fetch_and_writes_nothing(
+    user: User, ai_model: AIModel, django_assert_num_queries
+) -> None:
+    stored = record(user=user, ai_model=ai_model, generation_id="gen-known")
+
+    with django_assert_num_queries(2):
+        again = record(user=user, ai_model=ai_model, generation_id="gen-known")
+
+    assert again.pk == stored.pk
+
+
+def test_bad_input_is_refused_after_the_look_up_alone(user: User, ai_model: AIModel, django_assert_num_queries) -> None:
+    with django_assert_num_queries(1), pytest.raises(ValidationError):
+        record(user=user, ai_model=AIModel(pk=ai_model.pk + 1000, openrouter_id="gone/model"), cost_usd="-1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_alone_a_request_is_a_look_up_and_an_insert_without_a_transaction(django_assert_num_queries) -> None:
+    user, ai_model = UserFactory(), AIModelFactory()
+    session = ChatSessionFactory(user=user)
+
+    with (
+        django_assert_num_queries(2) as captured,
+        mock.patch.object(connection, "set_autocommit", wraps=connection.set_autocommit) as set_autocommit,
+    ):
+        stored = record(user=user, ai_model=ai_model, session=session, generation_id="gen-alone")
+
+    # No BEGIN or COMMIT (atomic() would turn autocommit off and on again) and no savepoint.
+    set_autocommit.assert_not_called()
+    assert [query["sql"].split()[0] for query in captured.captured_queries] == ["SELECT", "INSERT"]
+    assert OpenRouterRequestCost.objects.get().pk == stored.pk
+
+
+# --- A referenced row deleted between the look-up and the INSERT ------------------------------------
+
+
+def lookup_made_before_a_deletion() -> Callable[..., _RequestCostLookup]:
+    """Return the service's look-up, reporting every referenced row as there the first time (before a delete)."""
+    calls = []
+
+    def look_up(**arguments) -> _RequestCostLookup:
+        found = _request_cost_lookup(**arguments)
+        calls.append(found)
+        if len(calls) > 1:
+            return found
+        return dataclasses.replace(found, user_exists=True, ai_model_exists=True, session_exists=True)
+
+    return look_up
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("deleted", ["user", "ai_model", "session"])
+def test_a_row_deleted_before_the_insert_is_the_same_clear_error(deleted: str) -> None:
+    user, ai_model = UserFactory(), AIModelFactory()
+    session = ChatSessionFactory(user=user) if deleted == "session" else None
+    arguments = {"user": user, "ai_model": ai_model, "session": session, "generation_id": "gen-deleted"}
+    # Deleted by a plain DELETE, as another process would: the instances keep their pks.
+    type(arguments[deleted]).objects.filter(pk=arguments[deleted].pk)._raw_delete(using="default")
+    expected = {
+        "user": ["Unknown user: it must be a saved user."],
+        "ai_model": ["Unknown AI model: it must be a saved AI model."],
+        "session": [f"chat session instance with id {getattr(session, 'pk', None)} is not a valid choice."],
+    }[deleted]
+
+    with (
+        mock.patch("chatbot.services._request_cost_lookup", side_effect=lookup_made_before_a_deletion()),
+        pytest.raises(ValidationError) as excinfo,
+    ):
+        record(**arguments)
+
+    # The database refused the INSERT (its foreign key); the service says which row was missing.
+    assert excinfo.value.message_dict == {deleted: expected}
+    assert isinstance(excinfo.value.__cause__, IntegrityError)
+    assert not OpenRouterRequestCost.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite admits one writer at a time: no one deletes.")
+def test_inside_a_transaction_the_checked_rows_cannot_be_deleted_until_it_commits() -> None:
+    user, ai_model = UserFactory(), AIModelFactory()
+    recorded = threading.Event()
+    deletion: list[str] = []
+
+    def delete_the_user() -> None:
+        recorded.wait(timeout=30)
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SET lock_timeout = '200ms'")
+                cursor.execute(f"DELETE FROM {User._meta.db_table} WHERE id = %s", [user.pk])  # noqa: S608
+        except OperationalError as error:
+            deletion.append(type(error.__cause__).__name__)
+        finally:
+            connections.close_all()
+
+    deleter = threading.Thread(target=delete_the_user)
+    deleter.start()
+    with transaction.atomic():
+        record(user=user, ai_model=ai_model, generation_id="gen-locked")
+        recorded.set()
+        deleter.join(timeout=30)
+
+    # The look-up locked the user as the foreign key check at COMMIT would: the deletion had to
+    # wait for this transaction, so the commit could not fail on a user deleted in between.
+    assert deletion == ["LockNotAvailable"]
+    assert OpenRouterRequestCost.objects.get().user_id == user.pk
