@@ -47,15 +47,36 @@ class DailyRollupRow(RollupRow):
         abstract = True
 
 
-class UserDailyUsage(DailyRollupRow):
+class RequestSums(models.Model):
+    """The measures summed from requests: how many, their tokens, their cost."""
+
+    request_count = models.BigIntegerField()
+    total_tokens = models.BigIntegerField()
+    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+
+    class Meta:
+        abstract = True
+
+
+class ChatbotSums(models.Model):
+    """The measures summed per chatbot: its sessions, their messages and requests, what they cost."""
+
+    session_count = models.BigIntegerField()
+    message_count = models.BigIntegerField()
+    request_count = models.BigIntegerField()
+    free_request_count = models.BigIntegerField()
+    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+
+    class Meta:
+        abstract = True
+
+
+class UserDailyUsage(DailyRollupRow, RequestSums):
     """Requests, tokens and cost of one user on one day, free and paid models apart."""
 
     user = _entity(settings.AUTH_USER_MODEL)
     # The model's current AIModel.is_free: a change of it moves the model's requests (a trigger).
     is_free = models.BooleanField()
-    request_count = models.BigIntegerField()
-    total_tokens = models.BigIntegerField()
-    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
 
     class Meta:
         verbose_name = "user daily usage"
@@ -76,7 +97,7 @@ class UserDailyUsage(DailyRollupRow):
         return f"{self.day} user {self.user_id} ({'free' if self.is_free else 'paid'}): {self.request_count} requests"
 
 
-class UserTotalUsage(RollupRow):
+class UserTotalUsage(RollupRow, RequestSums):
     """One user's requests, tokens and cost over all time, and the part of them on free models.
 
     The per-user rollup without days: the all-time user reports read it instead of a row per
@@ -85,9 +106,6 @@ class UserTotalUsage(RollupRow):
     """
 
     user = _entity(settings.AUTH_USER_MODEL)
-    request_count = models.BigIntegerField()
-    total_tokens = models.BigIntegerField()
-    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
     # As the free bucket of UserDailyUsage: requests to models whose is_free is now true.
     free_request_count = models.BigIntegerField()
     free_total_tokens = models.BigIntegerField()
@@ -113,13 +131,10 @@ class UserTotalUsage(RollupRow):
         return f"user {self.user_id}: {self.request_count} requests"
 
 
-class ModelDailyUsage(DailyRollupRow):
+class ModelDailyUsage(DailyRollupRow, RequestSums):
     """Requests, tokens and cost of one AI model on one day."""
 
     ai_model = _entity("ai_models.AIModel")
-    request_count = models.BigIntegerField()
-    total_tokens = models.BigIntegerField()
-    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
 
     class Meta:
         verbose_name = "model daily usage"
@@ -133,7 +148,7 @@ class ModelDailyUsage(DailyRollupRow):
         return f"{self.day} model {self.ai_model_id}: {self.request_count} requests"
 
 
-class ChatbotDailyUsage(DailyRollupRow):
+class ChatbotDailyUsage(DailyRollupRow, ChatbotSums):
     """One chatbot's sessions, messages and requests on one day.
 
     Sessions count on their own created_at day, messages and requests on theirs, each
@@ -141,11 +156,6 @@ class ChatbotDailyUsage(DailyRollupRow):
     """
 
     chatbot = _entity("chatbot.Chatbot")
-    session_count = models.BigIntegerField()
-    message_count = models.BigIntegerField()
-    request_count = models.BigIntegerField()
-    free_request_count = models.BigIntegerField()
-    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
 
     class Meta:
         verbose_name = "chatbot daily usage"
@@ -159,13 +169,10 @@ class ChatbotDailyUsage(DailyRollupRow):
         return f"{self.day} chatbot {self.chatbot_id}: {self.session_count} sessions, {self.request_count} requests"
 
 
-class ModelTotalUsage(RollupRow):
+class ModelTotalUsage(RollupRow, RequestSums):
     """Requests, tokens and cost of one AI model over all time: the all-time model reports read it."""
 
     ai_model = _entity("ai_models.AIModel")
-    request_count = models.BigIntegerField()
-    total_tokens = models.BigIntegerField()
-    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
 
     class Meta:
         verbose_name = "model total usage"
@@ -179,15 +186,10 @@ class ModelTotalUsage(RollupRow):
         return f"model {self.ai_model_id}: {self.request_count} requests"
 
 
-class ChatbotTotalUsage(RollupRow):
+class ChatbotTotalUsage(RollupRow, ChatbotSums):
     """One chatbot's sessions, messages and requests over all time, as ChatbotDailyUsage sums them per day."""
 
     chatbot = _entity("chatbot.Chatbot")
-    session_count = models.BigIntegerField()
-    message_count = models.BigIntegerField()
-    request_count = models.BigIntegerField()
-    free_request_count = models.BigIntegerField()
-    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
 
     class Meta:
         verbose_name = "chatbot total usage"
@@ -201,7 +203,7 @@ class ChatbotTotalUsage(RollupRow):
         return f"chatbot {self.chatbot_id}: {self.session_count} sessions, {self.request_count} requests"
 
 
-class PlatformDailyUsage(DailyRollupRow):
+class PlatformDailyUsage(DailyRollupRow, RequestSums):
     """Requests, tokens and cost of the whole platform on one day, free and paid models apart.
 
     Two rows a day, whatever the number of users and models: the headline figures, the daily
@@ -210,9 +212,6 @@ class PlatformDailyUsage(DailyRollupRow):
 
     # The model's current AIModel.is_free, as in UserDailyUsage.
     is_free = models.BooleanField()
-    request_count = models.BigIntegerField()
-    total_tokens = models.BigIntegerField()
-    total_cost_usd = ExactDecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
 
     class Meta:
         verbose_name = "platform daily usage"

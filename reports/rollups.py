@@ -304,12 +304,17 @@ def _activity_marks(vendor: str, src: str) -> str:
         f"SELECT DISTINCT r.user_id AS user_id, {year} AS year, {month} AS month, "
         f"{_bit(vendor, day_of_month)} AS bit FROM {src} r"
     )
-    # The sum of distinct powers of two is their OR (SQLite has no bitwise aggregate).
-    days = ", ".join(
-        f"CAST(SUM(CASE WHEN month = {number} THEN bit ELSE 0 END) AS BIGINT) AS {column}"
+    return f"SELECT user_id, year, {_month_bits()} FROM ({bits}) bits GROUP BY user_id, year"
+
+
+def _month_bits() -> str:
+    """Return the select list folding rows of distinct (month, bit) into days_01..days_12."""
+    # The sum of distinct powers of two is their OR (SQLite has no bitwise aggregate); 0 for a
+    # month without rows, and for no rows at all.
+    return ", ".join(
+        f"CAST(COALESCE(SUM(CASE WHEN month = {number} THEN bit ELSE 0 END), 0) AS BIGINT) AS {column}"
         for number, column in zip(MONTHS, DAYS, strict=True)
     )
-    return f"SELECT user_id, year, {days} FROM ({bits}) bits GROUP BY user_id, year"
 
 
 def _missing_bits(row: str, marks: str) -> str:
@@ -964,13 +969,10 @@ def _activity_tidy(connection: BaseDatabaseWrapper) -> int:
         year_start, next_year_start = "make_date(a.year, 1, 1)", "make_date(a.year + 1, 1, 1)"
     else:
         year_start, next_year_start = "printf('%04d-01-01', a.year)", "printf('%04d-01-01', a.year + 1)"
-    days = ", ".join(
-        f"CAST(COALESCE(SUM(CASE WHEN month = {number} THEN bit ELSE 0 END), 0) AS BIGINT)" for number in MONTHS
-    )
     # The days of the row's year whose requests still sum above zero (the rollup is exact, and
     # the caller holds the rollup tables against writers).
     recomputed = (
-        f"SELECT {days} FROM (SELECT {month} AS month, {_bit(vendor, day_of_month)} AS bit "
+        f"SELECT {_month_bits()} FROM (SELECT {month} AS month, {_bit(vendor, day_of_month)} AS bit "
         f"FROM {USER_TABLE.name} d WHERE d.user_id = a.user_id AND d.day >= {year_start} "
         f"AND d.day < {next_year_start} GROUP BY d.day HAVING SUM(d.request_count) > 0) active"
     )

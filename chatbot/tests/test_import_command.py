@@ -1,20 +1,17 @@
 """Tests of the import_request_costs command: a CSV file in, every row or none stored."""
 
-import os
-import subprocess
-import sys
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from accounts.models import User
 from ai_models.models import AIModel
 from chatbot.models import OpenRouterRequestCost
 from core.factories import AIModelFactory, ChatSessionFactory, UserFactory
+from core.tests.commands import manage_py_run
 
 pytestmark = pytest.mark.django_db
 
@@ -198,15 +195,7 @@ def test_past_twenty_bad_cells_the_rest_are_counted(tmp_path: Path, user: User, 
 def test_the_command_line_exits_with_status_2_on_bad_input(tmp_path: Path):
     # A bad header is refused before any query, so the child needs no test database.
     path = csv_file(tmp_path, "user_id\n1\n")
-    completed = subprocess.run(  # noqa: S603 (a fixed command line, no shell)
-        [sys.executable, "manage.py", "import_request_costs", str(path)],
-        cwd=settings.BASE_DIR,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = manage_py_run("import_request_costs", str(path))
 
     assert completed.returncode == 2, completed.stderr
     assert "CommandError: Nothing imported: the file has errors." in completed.stderr

@@ -2,9 +2,6 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,7 +10,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -25,6 +21,7 @@ from core.factories import (
     RequestCostFactory,
     UserFactory,
 )
+from core.tests.commands import manage_py_run
 from reports.exports import report_csv_rows, usage_report_as_dict
 from reports.periods import Period
 from reports.registry import REPORTS
@@ -420,15 +417,7 @@ def test_command_line_exits_with_status_2(args: list[str], message: str) -> None
 def assert_usage_error_exit(args: list[str], message: str) -> None:
     """Run the command in a child process and check it exits with 2, ``message`` on stderr, nothing on stdout."""
     # Bad input is rejected before any query, so the child needs no test database.
-    completed = subprocess.run(  # noqa: S603 (a fixed command line, no shell)
-        [sys.executable, "manage.py", "usage_report", *args],
-        cwd=django_settings.BASE_DIR,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = manage_py_run("usage_report", *args)
     assert completed.returncode == 2, completed.stderr
     assert message in completed.stderr
     assert completed.stdout == ""
