@@ -33,10 +33,10 @@ REFERENCE_USERS = 50_000
 REFERENCE_MODELS = 300
 REFERENCE_CHATBOTS = 500
 REFERENCE_SESSIONS = 1_000_000
-# Small datasets keep a plausible catalogue, so that pages have something to list.
+# Traffic (users, sessions) scales with the rows, with floors so that small datasets have some.
+# The catalogue (models, chatbots) does not: a platform with less traffic offers as many models
+# and chatbots, so that a page compared across sizes lists as many rows and only the traffic differs.
 MIN_USERS = 50
-MIN_MODELS = 30
-MIN_CHATBOTS = 20
 MIN_SESSIONS = 10
 
 DEFAULT_DAYS = 365
@@ -201,13 +201,13 @@ def scale_for_rows(
     days: int = DEFAULT_DAYS,
     seed: int = DEFAULT_SEED,
 ) -> Scale:
-    """Return the reference platform scaled to ``rows`` requests, with floors for small sizes."""
+    """Return the reference platform with its traffic scaled to ``rows`` requests, floors for small sizes."""
     factor = rows / REFERENCE_ROWS
     return Scale(
         rows=rows,
         users=users or max(MIN_USERS, round(REFERENCE_USERS * factor)),
-        models=models or max(MIN_MODELS, round(REFERENCE_MODELS * factor)),
-        chatbots=chatbots or max(MIN_CHATBOTS, round(REFERENCE_CHATBOTS * factor)),
+        models=models or REFERENCE_MODELS,
+        chatbots=chatbots or REFERENCE_CHATBOTS,
         sessions=sessions or max(MIN_SESSIONS, round(REFERENCE_SESSIONS * factor)),
         days=days,
         seed=seed,

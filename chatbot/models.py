@@ -79,11 +79,17 @@ class OpenRouterRequestCost(models.Model):
         UNKNOWN = "unknown", "Unknown (to reconcile)"
         RECONCILED = "reconciled", "Reconciled"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="request_costs")
+    # No index of their own on user and ai_model: the (user, created_at) and (ai_model, created_at)
+    # indexes below serve every lookup by either, and each index slows every insert.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="request_costs", db_index=False
+    )
     session = models.ForeignKey(
         ChatSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="request_costs"
     )
-    ai_model = models.ForeignKey("ai_models.AIModel", on_delete=models.PROTECT, related_name="request_costs")
+    ai_model = models.ForeignKey(
+        "ai_models.AIModel", on_delete=models.PROTECT, related_name="request_costs", db_index=False
+    )
     generation_id = models.CharField(max_length=255, null=True, blank=True)
     prompt_tokens = models.PositiveIntegerField()
     completion_tokens = models.PositiveIntegerField()

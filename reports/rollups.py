@@ -681,6 +681,8 @@ class SquashResult:
 
     rows_merged: dict[str, int]
     rows_written: dict[str, int]
+    # Yearly activity rows left inexact by deletions, recomputed (see rollups_squash).
+    activity_rows_made_exact: int = 0
 
     @property
     def total_merged(self) -> int:
@@ -747,7 +749,13 @@ def _sqlite_squash(cursor: Any, table: RollupTable) -> tuple[int, int]:
 
 
 def rollups_squash(*, using: str = DEFAULT_DB_ALIAS, batch_keys: int = SQUASH_BATCH_KEYS) -> SquashResult:
-    """Merge the rows of each rollup key into one, dropping keys whose sums are all zero."""
+    """Merge the rows of each rollup key into one, dropping keys whose sums are all zero.
+
+    Then, if deletions left yearly activity rows inexact, recompute them from the per-user-day
+    rollup, as ``rollups_rebuild`` does: the active-user counts read such rows' users from the
+    days' sums, which is exact but slower the more there are. The recomputation holds the rollup
+    tables against writers until it commits, which takes only as long as those few rows do.
+    """
     connection = connections[using]
     _check_vendor(connection)
     merged: dict[str, int] = {}
@@ -774,7 +782,11 @@ def rollups_squash(*, using: str = DEFAULT_DB_ALIAS, batch_keys: int = SQUASH_BA
             written[table.name] += inserted
             if keys < batch_keys:
                 break
-    return SquashResult(rows_merged=merged, rows_written=written)
+    made_exact = 0
+    if _activity_inexact(connection):
+        with _rebuild_transaction(connection, lock_raw_tables=False):
+            made_exact = _activity_tidy(connection)
+    return SquashResult(rows_merged=merged, rows_written=written, activity_rows_made_exact=made_exact)
 
 
 # --- Rebuild ------------------------------------------------------------------------------------

@@ -325,37 +325,49 @@ def top_users_by_free_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_L
     ]
 
 
+def _usage_headlines(*, periods: list[Period]) -> list[UsageHeadline]:
+    """Return the headline figures of each period, counting the active users of them all in one scan."""
+    bounded = [period for period in periods if period.since is not None and period.until is not None]
+    active_between = _active_users_between(ranges=[(period.since, period.until) for period in bounded])
+    headlines = []
+    for period in periods:
+        # The totals from the platform's two rows a day.
+        totals = PlatformDailyUsage.objects.filter(_days(period)).aggregate(
+            cost=Sum("total_cost_usd"),
+            requests=_count("request_count"),
+            tokens=_count("total_tokens"),
+            free_requests=_count("request_count", filter=Q(is_free=True)),
+        )
+        # A user whose requests in the period sum to zero (written, then deleted) is not active.
+        if period.is_all_time:
+            active_users = _active_users_all_time()
+        elif period in bounded:
+            active_users = active_between[bounded.index(period)]
+        else:
+            # Open-ended (only from the command line): every day of the per-user rollup on that side.
+            active_users = (
+                UserDailyUsage.objects.filter(_days(period))
+                .values("user_id")
+                .annotate(requests=Sum("request_count"))
+                .filter(requests__gt=0)
+                .count()
+            )
+        headlines.append(
+            UsageHeadline(
+                total_cost_usd=totals["cost"] or ZERO_USD,
+                request_count=totals["requests"] or 0,
+                total_tokens=totals["tokens"] or 0,
+                active_users=active_users,
+                free_request_count=totals["free_requests"] or 0,
+            )
+        )
+    return headlines
+
+
 @reads_reports_database
 def usage_headline(*, period: Period = ALL_TIME) -> UsageHeadline:
     """Return the period's total cost, requests, tokens, active users and free requests."""
-    # The totals from the platform's two rows a day.
-    totals = PlatformDailyUsage.objects.filter(_days(period)).aggregate(
-        cost=Sum("total_cost_usd"),
-        requests=_count("request_count"),
-        tokens=_count("total_tokens"),
-        free_requests=_count("request_count", filter=Q(is_free=True)),
-    )
-    # A user whose requests in the period sum to zero (written, then deleted) is not active.
-    if period.is_all_time:
-        active_users = _active_users_all_time()
-    elif period.since is None or period.until is None:
-        # Open-ended (only from the command line): every day of the per-user rollup on that side.
-        active_users = (
-            UserDailyUsage.objects.filter(_days(period))
-            .values("user_id")
-            .annotate(requests=Sum("request_count"))
-            .filter(requests__gt=0)
-            .count()
-        )
-    else:
-        active_users = _active_users_between(since=period.since, until=period.until)
-    return UsageHeadline(
-        total_cost_usd=totals["cost"] or ZERO_USD,
-        request_count=totals["requests"] or 0,
-        total_tokens=totals["tokens"] or 0,
-        active_users=active_users,
-        free_request_count=totals["free_requests"] or 0,
-    )
+    return _usage_headlines(periods=[period])[0]
 
 
 def _month_masks(*, since: date, until: date) -> list[tuple[date, int]]:
@@ -370,32 +382,43 @@ def _month_masks(*, since: date, until: date) -> list[tuple[date, int]]:
     return masks
 
 
-def _active_users_between(*, since: date, until: date) -> int:
-    """Return how many users made requests between the two days, from their yearly activity."""
-    masks = _month_masks(since=since, until=until)
-    years = sorted({month.year for month, _ in masks})
-    on_days = Q()
-    hits = {}
-    for month, mask in masks:
-        name = f"on_{month.year}_{month.month:02}"
-        hits[name] = F(f"days_{month.month:02}").bitand(mask)
-        on_days |= Q(year=month.year, **{f"{name}__gt": 0})
-    # An exact row has a bit exactly for each day the user has requests on.
-    exact = UserYearlyActivity.objects.filter(is_exact=True, year__in=years).annotate(**hits).filter(on_days)
-    # An inexact one (requests deleted since the last rebuild) is checked against the days' sums.
-    checked = (
-        UserDailyUsage.objects.filter(
-            day__gte=since,
-            day__lte=until,
-            user_id__in=UserYearlyActivity.objects.filter(is_exact=False, year__in=years).values("user_id"),
+def _active_users_between(*, ranges: list[tuple[date, date]]) -> list[int]:
+    """Return how many users made requests between each pair of days, from their yearly activity, in one query.
+
+    The users are split in two: those with an inexact row (requests deleted since the last
+    rebuild) in any year the ranges touch are checked against the per-user-per-day sums; all
+    the others have exact rows, whose bits say exactly on which days they made requests.
+    """
+    if not ranges:
+        return []
+    activity, daily = UserYearlyActivity._meta.db_table, UserDailyUsage._meta.db_table
+    years = sorted({year for since, until in ranges for year in range(since.year, until.year + 1)})
+    in_years = f"year IN ({', '.join(str(year) for year in years)})"
+    inexact_users = f"SELECT user_id FROM {activity} WHERE NOT is_exact AND {in_years}"
+    counts, parameters = [], []
+    for since, until in ranges:
+        # Bits are compared with literal masks: they are integers the code computed.
+        hit = " OR ".join(
+            f"(year = {month.year} AND days_{month.month:02} & {mask} <> 0)"
+            for month, mask in _month_masks(since=since, until=until)
         )
-        .values("user_id")
-        .annotate(requests=Sum("request_count"))
-        .filter(requests__gt=0)
-        .values("user_id")
-    )
-    # Within one year a user has one row, exact or not: the two sets are apart and just add up.
-    return exact.values("user_id").union(checked, all=len(years) == 1).count()
+        # Within one year a user has one row; across years, a row each.
+        counted = "*" if since.year == until.year else "DISTINCT user_id"
+        counts.append(f"COUNT({counted}) FILTER (WHERE {hit})")
+        counts.append(
+            f"(SELECT COUNT(*) FROM (SELECT user_id FROM {daily} WHERE day >= %s AND day <= %s "
+            f"AND user_id IN ({inexact_users}) GROUP BY user_id HAVING SUM(request_count) > 0) checked)"
+        )
+        parameters += [since, until]
+    with connections[UserYearlyActivity.objects.db].cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(counts)} FROM {activity} exact WHERE is_exact AND {in_years} "
+            f"AND NOT EXISTS (SELECT 1 FROM {activity} inexact WHERE NOT inexact.is_exact "
+            f"AND inexact.{in_years} AND inexact.user_id = exact.user_id)",
+            parameters,
+        )
+        row = cursor.fetchone()
+    return [row[index] + row[index + 1] for index in range(0, len(row), 2)]
 
 
 def _active_users_all_time() -> int:
@@ -404,9 +427,12 @@ def _active_users_all_time() -> int:
     # A user without deltas is active when the squashed row counts requests (one cheap scan);
     # the few users with deltas are summed.
     with connections[UserTotalUsage.objects.db].cursor() as cursor:
+        # NOT EXISTS rather than NOT IN: an anti-join, which the planner never turns into a
+        # rescan of the subquery per row as it may NOT IN when it misjudges the deltas' size.
         cursor.execute(
-            f"SELECT (SELECT COUNT(*) FROM {table} WHERE is_squashed AND request_count > 0 "
-            f"AND user_id NOT IN (SELECT user_id FROM {table} WHERE NOT is_squashed)) + "
+            f"SELECT (SELECT COUNT(*) FROM {table} squashed WHERE is_squashed AND request_count > 0 "
+            f"AND NOT EXISTS (SELECT 1 FROM {table} delta WHERE NOT delta.is_squashed "
+            f"AND delta.user_id = squashed.user_id)) + "
             f"(SELECT COUNT(*) FROM (SELECT user_id FROM {table} "
             f"WHERE user_id IN (SELECT user_id FROM {table} WHERE NOT is_squashed) "
             f"GROUP BY user_id HAVING SUM(request_count) > 0) active)"
@@ -418,10 +444,8 @@ def _active_users_all_time() -> int:
 def usage_comparison(*, period: Period) -> list[HeadlineComparison]:
     """Return the headline figures of the period beside those of the period before it."""
     previous_period = period.previous()
-    return headline_comparison(
-        current=usage_headline(period=period),
-        previous=usage_headline(period=previous_period) if previous_period else None,
-    )
+    headlines = _usage_headlines(periods=[period, previous_period] if previous_period else [period])
+    return headline_comparison(current=headlines[0], previous=headlines[1] if previous_period else None)
 
 
 def first_request_date() -> date | None:

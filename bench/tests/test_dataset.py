@@ -39,13 +39,13 @@ def test_scale_for_rows_matches_the_reference_platform_at_10m():
     assert scale_for_rows(rows=10_000_000).free_models == 30
 
 
-def test_scale_for_rows_scales_down_with_floors():
-    # 1M is a tenth of the reference: 5,000 users, 30 models, 50 chatbots, 100,000 sessions.
+def test_scale_for_rows_scales_the_traffic_down_with_floors_and_keeps_the_catalogue():
+    # 1M is a tenth of the reference: 5,000 users and 100,000 sessions; the catalogue stays 300 models, 500 chatbots.
     assert scale_for_rows(rows=1_000_000) == Scale(
-        rows=1_000_000, users=5_000, models=30, chatbots=50, sessions=100_000
+        rows=1_000_000, users=5_000, models=300, chatbots=500, sessions=100_000
     )
-    # 1,000 requests would mean 5 users, 0 models and 0 chatbots: the floors apply; sessions are 1,000 / 10.
-    assert scale_for_rows(rows=1_000, models=7) == Scale(rows=1_000, users=50, models=7, chatbots=20, sessions=100)
+    # 1,000 requests would mean 5 users: the floor applies; sessions are 1,000 / 10; a catalogue size given is kept.
+    assert scale_for_rows(rows=1_000, models=7) == Scale(rows=1_000, users=50, models=7, chatbots=500, sessions=100)
     assert scale_for_rows(rows=10).sessions == 10
 
 

@@ -80,7 +80,7 @@ def test_usage_headline_all_time(explorer) -> None:
 
 
 def test_usage_headline_is_two_queries(explorer, django_assert_num_queries) -> None:
-    # The totals from the per-model rollup, the distinct active users from the per-user one.
+    # The totals from the platform's rollup, the active users from the yearly activity.
     with django_assert_num_queries(2):
         usage_headline(period=PERIOD)
 
@@ -120,8 +120,9 @@ def test_usage_comparison_of_all_time_has_no_previous_figures(explorer, django_a
     assert comparison[1].current == 8
 
 
-def test_usage_comparison_is_four_queries(explorer, django_assert_num_queries) -> None:
-    with django_assert_num_queries(4):
+def test_usage_comparison_is_three_queries(explorer, django_assert_num_queries) -> None:
+    # The totals of each period, and the active users of both in one scan.
+    with django_assert_num_queries(3):
         usage_comparison(period=PERIOD)
 
 

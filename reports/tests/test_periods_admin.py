@@ -579,12 +579,12 @@ def test_request_cost_viewer_sees_the_overview(client, explorer):
     ("url", "params", "expected"),
     [
         # Session, user, the list's count and rows (no unfiltered count on this big table), 5 reports
-        # (and the pruning bound of the top-user report), 2 + 2 for the headline figures and the
-        # previous period's (totals, then active users), 1 for the days, 1 for the first request
-        # (does the period end before it?).
-        (REQUEST_COSTS_URL, PERIOD_QUERY, 4 + 5 + 1 + 4 + 1 + 1),
+        # (and the pruning bound of the top-user report), 3 for the headline figures and the
+        # previous period's (the totals of each, the active users of both), 1 for the days, 1 for
+        # the first request (does the period end before it?).
+        (REQUEST_COSTS_URL, PERIOD_QUERY, 4 + 5 + 1 + 3 + 1 + 1),
         # Drilled down to a user: and that user's name, for the sidebar.
-        (REQUEST_COSTS_URL, {**PERIOD_QUERY, "user__id__exact": "1"}, 4 + 1 + 5 + 1 + 4 + 1 + 1),
+        (REQUEST_COSTS_URL, {**PERIOD_QUERY, "user__id__exact": "1"}, 4 + 1 + 5 + 1 + 3 + 1 + 1),
         # Session, user, count, rows; the chatbots of the filter; the first request.
         (SESSIONS_URL, PERIOD_QUERY, 4 + 1 + 1),
         # As in test_admin (session, user, rows, count, full count, the page's own queries, the

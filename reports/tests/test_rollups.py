@@ -551,6 +551,51 @@ def test_a_deleted_or_moved_request_leaves_its_row_inexact_until_a_rebuild():
     assert active_users(date(2026, 3, 1), date(2026, 3, 2)) == 0
 
 
+def test_a_user_inexact_in_one_year_is_counted_once_by_periods_across_the_new_year():
+    ann, bob, model = UserFactory(username="ann"), UserFactory(username="bob"), AIModelFactory()
+    deleted = RequestCostFactory(user=ann, ai_model=model, created_at=datetime(2025, 12, 30, 12, tzinfo=UTC))
+    RequestCostFactory(user=ann, ai_model=model, created_at=datetime(2025, 12, 31, 12, tzinfo=UTC))
+    RequestCostFactory(user=ann, ai_model=model, created_at=datetime(2026, 1, 2, 12, tzinfo=UTC))
+    RequestCostFactory(user=bob, ai_model=model, created_at=datetime(2026, 1, 2, 13, tzinfo=UTC))
+    deleted.delete()
+
+    assert activity() == [
+        ("ann", 2025, {12: 1 << 29 | 1 << 30}, False),
+        ("ann", 2026, {1: 1 << 1}, True),
+        ("bob", 2026, {1: 1 << 1}, True),
+    ]
+    # ann's 2025 row is checked against the days' sums: the 30th has no request left.
+    assert active_users(date(2025, 12, 30), date(2025, 12, 30)) == 0
+    # ann has an inexact row and an exact one in the years this spans: she counts once, from the sums.
+    assert active_users(date(2025, 12, 30), date(2026, 1, 2)) == 2
+    assert active_users(date(2026, 1, 1), date(2026, 1, 31)) == 2
+    # Both periods' active users come from one query that sees both years: 2 on 1-2 January, 1 before.
+    period = Period(since=date(2026, 1, 1), until=date(2026, 1, 2))
+    comparison = selectors.usage_comparison(period=period)
+    assert comparison == raw_selectors.usage_comparison(period=period)
+    assert [(row.current, row.previous) for row in comparison if row.key == "active_users"] == [(2, 1)]
+
+
+def test_a_squash_recomputes_the_rows_deletions_left_inexact():
+    ann, bob, model = UserFactory(username="ann"), UserFactory(username="bob"), AIModelFactory()
+    first = RequestCostFactory(user=ann, ai_model=model, created_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    RequestCostFactory(user=ann, ai_model=model, created_at=datetime(2026, 3, 3, 12, tzinfo=UTC))
+    only = RequestCostFactory(user=bob, ai_model=model, created_at=datetime(2026, 3, 2, 12, tzinfo=UTC))
+    first.delete()
+    only.delete()
+    assert activity() == [("ann", 2026, {3: 0b101}, False), ("bob", 2026, {3: 0b10}, False)]
+    out = StringIO()
+
+    call_command("squash_rollups", stdout=out)
+
+    # ann keeps the 3rd only; bob, left without requests, loses his row.
+    assert out.getvalue().splitlines()[-1] == "Recomputed 2 yearly activity rows left inexact by deletions."
+    assert activity() == [("ann", 2026, {3: 0b100}, True)]
+    assert active_users(date(2026, 3, 1), date(2026, 3, 2)) == 0
+    assert active_users(date(2026, 3, 1), date(2026, 3, 3)) == 1
+    assert rollups_squash().activity_rows_made_exact == 0
+
+
 def test_a_rebuild_drops_the_row_of_a_user_left_without_requests():
     request = RequestCostFactory(created_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
     request.delete()
