@@ -283,14 +283,9 @@ def _insert_sql(*, using: str) -> str:
     )
 
 
-def _request_cost_insert(*, using: str, request_cost: OpenRouterRequestCost) -> None:
-    """INSERT ``request_cost`` as save(force_insert=True) would, and give it its id.
-
-    One SQL text, built once: compiling the INSERT was a third of a call's own time. Like
-    bulk_create(), it sends no save signals (the project keeps its logic out of signals).
-    """
-    connection = connections[using]
-    values = [
+def _insert_values(*, connection: BaseDatabaseWrapper, request_cost: OpenRouterRequestCost) -> list[Any]:
+    """Return the values of ``request_cost`` in the order of _ROW_FIELDS, ready for the database."""
+    return [
         request_cost.user_id,
         request_cost.ai_model_id,
         request_cost.session_id,
@@ -303,6 +298,37 @@ def _request_cost_insert(*, using: str, request_cost: OpenRouterRequestCost) -> 
         str(request_cost.cost_status),
         _CREATED_AT_FIELD.get_db_prep_save(request_cost.created_at, connection),
     ]
+
+
+@functools.cache
+def _record_at_once_sql(*, using: str, lock: str) -> str:
+    """Return PostgreSQL's look-up and INSERT in one statement: the INSERT runs only if the look-up allows it."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    requests = OpenRouterRequestCost._meta
+    generation_id = quote(requests.get_field("generation_id").column)
+    # Typed, so that the SELECT feeding the INSERT has the columns' own types.
+    values = ", ".join(f"%s::{field.cast_db_type(connection)}" for field in _ROW_FIELDS)
+    return (
+        f"WITH lookup (user_exists, ai_model_exists, session_exists, stored_id) AS "  # noqa: S608
+        f"({_lookup_sql(using=using, lock=lock)}), "
+        f"inserted AS (INSERT INTO {quote(requests.db_table)} "
+        f"({', '.join(quote(field.column) for field in _ROW_FIELDS)}) SELECT {values} FROM lookup "
+        f"WHERE user_exists AND ai_model_exists AND (session_exists OR %s) AND stored_id IS NULL "
+        f"ON CONFLICT ({generation_id}) WHERE {generation_id} IS NOT NULL DO NOTHING "
+        f"RETURNING {quote(requests.pk.column)}) "
+        f"SELECT user_exists, ai_model_exists, session_exists, stored_id, (SELECT * FROM inserted) FROM lookup"
+    )
+
+
+def _request_cost_insert(*, using: str, request_cost: OpenRouterRequestCost) -> None:
+    """INSERT ``request_cost`` as save(force_insert=True) would, and give it its id.
+
+    One SQL text, built once: compiling the INSERT was a third of a call's own time. Like
+    bulk_create(), it sends no save signals (the project keeps its logic out of signals).
+    """
+    connection = connections[using]
+    values = _insert_values(connection=connection, request_cost=request_cost)
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(using=using), values)
         if connection.features.can_return_columns_from_insert:
@@ -345,11 +371,12 @@ def request_cost_record(
     ``cost_status="unknown"`` records a request whose cost OpenRouter has not reported yet: its
     cost must be 0 and its generation_id given, so ``reconcile_openrouter_costs`` can fill it in.
 
-    Two queries: one checks the user, model and session and looks the generation_id up, then
-    the INSERT. Not ``@transaction.atomic``: alone, the INSERT is its own transaction (a
-    BEGIN, COMMIT and savepoint around it would triple the round trips of every chat turn);
-    inside a caller's transaction it gets a savepoint, so that a concurrent writer of the same
-    generation_id leaves that transaction usable.
+    On PostgreSQL one statement, when the figures are valid: it checks the user, model and
+    session, looks the generation_id up and INSERTs only if all is well. Otherwise (and on
+    SQLite) two queries: that look-up, then the INSERT. Not ``@transaction.atomic``: alone, the
+    statement is its own transaction (a BEGIN, COMMIT and savepoint around it would triple the
+    round trips of every chat turn); inside a caller's transaction the INSERT gets a savepoint,
+    so that a concurrent writer of the same generation_id leaves that transaction usable.
     """
     values, errors = _request_cost_figures_parse(
         prompt_tokens=prompt_tokens,
@@ -368,14 +395,38 @@ def request_cost_record(
         else:
             session_id = session.pk
     using = router.db_for_write(OpenRouterRequestCost)
+    connection = connections[using]
+    references = {"user_id": user_id, "ai_model_id": ai_model_id, "session_id": session_id}
+
+    def request_cost_new() -> OpenRouterRequestCost:
+        return OpenRouterRequestCost(
+            user=user,
+            ai_model=ai_model,
+            session=session,
+            generation_id=generation_id,
+            prompt_tokens=values["prompt_tokens"],
+            completion_tokens=values["completion_tokens"],
+            total_tokens=values["total_tokens"],
+            cost_usd=values["cost_usd"],
+            cost_status=cost_status,
+            created_at=created_at or timezone.now(),
+        )
+
+    if (
+        not errors
+        and connection.vendor == "postgresql"
+        and user_id is not None
+        and ai_model_id is not None
+        and not _request_cost_limits_check(values=values)
+    ):
+        recorded = _request_cost_record_at_once(using=using, request_cost=request_cost_new(), references=references)
+        if recorded is not None:
+            return recorded
+
     lookup = _request_cost_lookup(
-        using=using,
-        user_id=user_id,
-        ai_model_id=ai_model_id,
-        session_id=session_id,
-        generation_id=None if "generation_id" in errors else generation_id,
+        using=using, generation_id=None if "generation_id" in errors else generation_id, **references
     )
-    errors.update(_reference_errors(lookup=lookup, user_id=user_id, ai_model_id=ai_model_id, session_id=session_id))
+    errors.update(_reference_errors(lookup=lookup, **references))
     if errors:
         raise ValidationError(_errors_ordered(errors))
 
@@ -388,37 +439,79 @@ def request_cost_record(
     errors = _request_cost_limits_check(values=values)
     if errors:
         raise ValidationError(_errors_ordered(errors))
-    request_cost = OpenRouterRequestCost(
-        user=user,
-        ai_model=ai_model,
-        session=session,
-        generation_id=generation_id,
-        prompt_tokens=values["prompt_tokens"],
-        completion_tokens=values["completion_tokens"],
-        total_tokens=values["total_tokens"],
-        cost_usd=values["cost_usd"],
-        cost_status=cost_status,
-        created_at=created_at or timezone.now(),
-    )
-    connection = connections[using]
+    request_cost = request_cost_new()
     try:
         with transaction.atomic(using=using) if _in_transaction(connection) else nullcontext():
             _request_cost_insert(using=using, request_cost=request_cost)
     except IntegrityError as error:
-        if generation_id is not None:
-            # Another writer stored the same generation_id since the lookup.
-            stored = OpenRouterRequestCost.objects.using(using).filter(generation_id=generation_id).first()
-            if stored is not None:
-                return stored
-        # Or a referenced row was deleted since: say which, as if it had been gone from the start.
-        lookup = _request_cost_lookup(
-            using=using, user_id=user_id, ai_model_id=ai_model_id, session_id=session_id, generation_id=None
+        return _request_cost_after_conflict(
+            using=using, error=error, generation_id=generation_id, references=references
         )
-        errors = _reference_errors(lookup=lookup, user_id=user_id, ai_model_id=ai_model_id, session_id=session_id)
-        if errors:
-            raise ValidationError(_errors_ordered(errors)) from error
-        raise
     return request_cost
+
+
+def _request_cost_record_at_once(
+    *, using: str, request_cost: OpenRouterRequestCost, references: dict[str, Any]
+) -> OpenRouterRequestCost | None:
+    """Record ``request_cost`` in one statement (PostgreSQL); None when the two-query path must decide.
+
+    Returns the inserted row, or the row stored under its generation_id; raises the clear
+    ValidationError of a missing user, model or session, exactly as the look-up would.
+    """
+    connection = connections[using]
+    parameters = [
+        references["user_id"],
+        references["ai_model_id"],
+        references["session_id"],
+        request_cost.generation_id,
+        *_insert_values(connection=connection, request_cost=request_cost),
+        references["session_id"] is None,
+    ]
+    sql = _record_at_once_sql(using=using, lock=_key_share_lock(connection))
+    try:
+        with (
+            transaction.atomic(using=using) if _in_transaction(connection) else nullcontext(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, parameters)
+            user_exists, ai_model_exists, session_exists, stored_id, inserted_id = cursor.fetchone()
+    except IntegrityError as error:
+        return _request_cost_after_conflict(
+            using=using, error=error, generation_id=request_cost.generation_id, references=references
+        )
+    if inserted_id is not None:
+        request_cost.pk = inserted_id
+        request_cost._state.adding = False
+        request_cost._state.db = using
+        return request_cost
+    lookup = _RequestCostLookup(
+        user_exists=user_exists, ai_model_exists=ai_model_exists, session_exists=session_exists, stored_id=stored_id
+    )
+    errors = _reference_errors(lookup=lookup, **references)
+    if errors:
+        raise ValidationError(_errors_ordered(errors))
+    if request_cost.generation_id is None:
+        return None
+    # Stored before (the look-up found it) or by a concurrent writer since (ON CONFLICT skipped
+    # the row): the stored row. Gone again in between: the two-query path records it anew.
+    return OpenRouterRequestCost.objects.using(using).filter(generation_id=request_cost.generation_id).first()
+
+
+def _request_cost_after_conflict(
+    *, using: str, error: IntegrityError, generation_id: str | None, references: dict[str, Any]
+) -> OpenRouterRequestCost:
+    """Return the row another writer stored under generation_id, or raise what the INSERT's failure means."""
+    if generation_id is not None:
+        # Another writer stored the same generation_id since the lookup.
+        stored = OpenRouterRequestCost.objects.using(using).filter(generation_id=generation_id).first()
+        if stored is not None:
+            return stored
+    # Or a referenced row was deleted since: say which, as if it had been gone from the start.
+    lookup = _request_cost_lookup(using=using, generation_id=None, **references)
+    errors = _reference_errors(lookup=lookup, **references)
+    if errors:
+        raise ValidationError(_errors_ordered(errors)) from error
+    raise error
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

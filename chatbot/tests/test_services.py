@@ -13,6 +13,7 @@ from django.db import IntegrityError, OperationalError, connection, connections,
 
 from accounts.models import User
 from ai_models.models import AIModel
+from chatbot import services
 from chatbot.models import ChatSession, OpenRouterRequestCost
 from chatbot.services import _request_cost_insert, _request_cost_lookup, _RequestCostLookup, request_cost_record
 from core.factories import AIModelFactory, ChatSessionFactory, UserFactory
@@ -241,7 +242,38 @@ def lookup_missing_the_stored_row(**arguments) -> _RequestCostLookup:
     return dataclasses.replace(_request_cost_lookup(**arguments), stored_id=None)
 
 
-def test_same_generation_id_written_concurrently_returns_the_stored_row(user: User, ai_model: AIModel) -> None:
+ON_POSTGRESQL = pytest.mark.skipif(connection.vendor != "postgresql", reason="One statement on PostgreSQL only.")
+
+
+@pytest.fixture
+def two_queries():
+    """Make request_cost_record take its two-query path (a look-up, then the INSERT) on PostgreSQL too."""
+    with mock.patch("chatbot.services._request_cost_record_at_once", return_value=None):
+        yield
+
+
+def statement_with_look_up(select: str):
+    """Patch the one-statement path's look-up into ``select`` over the real one's columns (u, m, s, stored), once."""
+    real_lookup_sql = services._lookup_sql
+    calls = []
+
+    def lookup_sql(**arguments) -> str:
+        calls.append(arguments)
+        real = real_lookup_sql(**arguments)
+        # The test's own fixed select list around the service's SQL.
+        return f"SELECT {select} FROM ({real}) real_lookup (u, m, s, stored)" if len(calls) == 1 else real  # noqa: S608
+
+    return mock.patch.multiple(
+        "chatbot.services",
+        _lookup_sql=mock.Mock(side_effect=lookup_sql),
+        # Uncached, so that it builds its SQL with the patched look-up.
+        _record_at_once_sql=services._record_at_once_sql.__wrapped__,
+    )
+
+
+def test_same_generation_id_written_concurrently_returns_the_stored_row(
+    user: User, ai_model: AIModel, two_queries
+) -> None:
     original = record(user=user, ai_model=ai_model, generation_id="gen-race")
 
     # Hide the stored row from the look-up, as when another writer commits it in between: the
@@ -256,6 +288,21 @@ def test_same_generation_id_written_concurrently_returns_the_stored_row(user: Us
     assert again.pk == original.pk
     assert OpenRouterRequestCost.objects.count() == 1
     # The surrounding transaction is still usable after the failed insert.
+    assert OpenRouterRequestCost.objects.get().prompt_tokens == 120
+
+
+@ON_POSTGRESQL
+def test_in_one_statement_a_generation_id_written_concurrently_returns_the_stored_row(
+    user: User, ai_model: AIModel
+) -> None:
+    original = record(user=user, ai_model=ai_model, generation_id="gen-race")
+
+    # The statement's look-up blind to the stored row: its INSERT skips the conflicting row.
+    with statement_with_look_up("u, m, s, NULL::bigint"):
+        again = record(user=user, ai_model=ai_model, generation_id="gen-race", prompt_tokens=1)
+
+    assert again.pk == original.pk
+    assert OpenRouterRequestCost.objects.count() == 1
     assert OpenRouterRequestCost.objects.get().prompt_tokens == 120
 
 
@@ -333,15 +380,22 @@ def test_inside_a_transaction_a_request_takes_a_look_up_and_a_savepointed_insert
     user: User, ai_model: AIModel, django_assert_num_queries
 ) -> None:
     session = ChatSessionFactory(user=user)
+    at_once = connection.vendor == "postgresql"
 
-    # The look-up (user, model, session, generation_id at once), SAVEPOINT, INSERT, RELEASE SAVEPOINT.
-    with django_assert_num_queries(4) as captured:
+    # PostgreSQL: SAVEPOINT, the look-up (user, model, session, generation_id at once) and the
+    # INSERT in one statement, RELEASE SAVEPOINT. SQLite: the look-up, then the INSERT in a savepoint.
+    with django_assert_num_queries(3 if at_once else 4) as captured:
         record(user=user, ai_model=ai_model, session=session, generation_id="gen-counted")
 
-    look_up, savepoint, insert, release = (query["sql"] for query in captured.captured_queries)
-    assert look_up.startswith("SELECT EXISTS")
+    queries = [query["sql"] for query in captured.captured_queries]
+    if at_once:
+        savepoint, statement, release = queries
+        assert statement.startswith("WITH lookup") and "INSERT INTO" in statement
+    else:
+        look_up, savepoint, insert, release = queries
+        assert look_up.startswith("SELECT EXISTS")
+        assert insert.startswith("INSERT INTO")
     assert savepoint.startswith("SAVEPOINT")
-    assert insert.startswith("INSERT INTO")
     assert release.startswith("RELEASE SAVEPOINT")
 
 
@@ -350,10 +404,13 @@ def test_a_known_generation_id_takes_the_look_up_and_a_fetch_and_writes_nothing(
 ) -> None:
     stored = record(user=user, ai_model=ai_model, generation_id="gen-known")
 
-    with django_assert_num_queries(2):
+    # The look-up, then the stored row; on PostgreSQL the look-up is the statement (with the
+    # INSERT it skips), in a savepoint inside this test's transaction.
+    with django_assert_num_queries(4 if connection.vendor == "postgresql" else 2):
         again = record(user=user, ai_model=ai_model, generation_id="gen-known")
 
     assert again.pk == stored.pk
+    assert OpenRouterRequestCost.objects.count() == 1
 
 
 def test_bad_input_is_refused_after_the_look_up_alone(user: User, ai_model: AIModel, django_assert_num_queries) -> None:
@@ -361,20 +418,40 @@ def test_bad_input_is_refused_after_the_look_up_alone(user: User, ai_model: AIMo
         record(user=user, ai_model=AIModel(pk=ai_model.pk + 1000, openrouter_id="gone/model"), cost_usd="-1")
 
 
+def test_a_missing_reference_with_valid_figures_is_refused_by_the_look_up_alone(
+    user: User, ai_model: AIModel, django_assert_num_queries
+) -> None:
+    gone = AIModel(pk=ai_model.pk + 1000, openrouter_id="gone/model")
+
+    # PostgreSQL: the statement (whose INSERT the look-up skips), in a savepoint inside this
+    # test's transaction; SQLite: the look-up.
+    with (
+        django_assert_num_queries(3 if connection.vendor == "postgresql" else 1),
+        pytest.raises(ValidationError) as excinfo,
+    ):
+        record(user=user, ai_model=gone)
+
+    assert excinfo.value.message_dict == {"ai_model": ["Unknown AI model: it must be a saved AI model."]}
+    assert not OpenRouterRequestCost.objects.exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_alone_a_request_is_a_look_up_and_an_insert_without_a_transaction(django_assert_num_queries) -> None:
     user, ai_model = UserFactory(), AIModelFactory()
     session = ChatSessionFactory(user=user)
+    at_once = connection.vendor == "postgresql"
 
     with (
-        django_assert_num_queries(2) as captured,
+        django_assert_num_queries(1 if at_once else 2) as captured,
         mock.patch.object(connection, "set_autocommit", wraps=connection.set_autocommit) as set_autocommit,
     ):
         stored = record(user=user, ai_model=ai_model, session=session, generation_id="gen-alone")
 
     # No BEGIN or COMMIT (atomic() would turn autocommit off and on again) and no savepoint.
     set_autocommit.assert_not_called()
-    assert [query["sql"].split()[0] for query in captured.captured_queries] == ["SELECT", "INSERT"]
+    assert [query["sql"].split()[0] for query in captured.captured_queries] == (
+        ["WITH"] if at_once else ["SELECT", "INSERT"]
+    )
     assert OpenRouterRequestCost.objects.get().pk == stored.pk
 
 
@@ -397,7 +474,19 @@ def lookup_made_before_a_deletion() -> Callable[..., _RequestCostLookup]:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("deleted", ["user", "ai_model", "session"])
-def test_a_row_deleted_before_the_insert_is_the_same_clear_error(deleted: str) -> None:
+@pytest.mark.parametrize("path", ["two queries", pytest.param("one statement", marks=ON_POSTGRESQL)])
+def test_a_row_deleted_before_the_insert_is_the_same_clear_error(deleted: str, path: str) -> None:
+    if path == "two queries":
+        at_once = mock.patch("chatbot.services._request_cost_record_at_once", return_value=None)
+    else:
+        at_once = mock.patch(
+            "chatbot.services._request_cost_record_at_once", wraps=services._request_cost_record_at_once
+        )
+    with at_once:
+        _record_after_a_deletion(deleted=deleted, path=path)
+
+
+def _record_after_a_deletion(*, deleted: str, path: str) -> None:
     user, ai_model = UserFactory(), AIModelFactory()
     session = ChatSessionFactory(user=user) if deleted == "session" else None
     arguments = {"user": user, "ai_model": ai_model, "session": session, "generation_id": "gen-deleted"}
@@ -409,10 +498,13 @@ def test_a_row_deleted_before_the_insert_is_the_same_clear_error(deleted: str) -
         "session": [f"chat session instance with id {getattr(session, 'pk', None)} is not a valid choice."],
     }[deleted]
 
-    with (
-        mock.patch("chatbot.services._request_cost_lookup", side_effect=lookup_made_before_a_deletion()),
-        pytest.raises(ValidationError) as excinfo,
-    ):
+    if path == "one statement":
+        # The statement's look-up taken before the deletion: every referenced row there.
+        looked_up = statement_with_look_up("true, true, true, stored")
+    else:
+        looked_up = mock.patch("chatbot.services._request_cost_lookup", side_effect=lookup_made_before_a_deletion())
+
+    with looked_up, pytest.raises(ValidationError) as excinfo:
         record(**arguments)
 
     # The database refused the INSERT (its foreign key); the service says which row was missing.
