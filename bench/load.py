@@ -553,3 +553,14 @@ def _rollups_vacuum(*, vendor: str) -> None:
             cursor.execute(f"VACUUM (ANALYZE) {tables}")
         else:
             cursor.execute("ANALYZE")
+
+
+__all__ = [
+    "POST_LOAD_COMMANDS",
+    "SQLITE_POST_LOAD_COMMANDS",
+    "LoadResult",
+    "dataset_load",
+    "postgres_load",
+    "sqlite_load",
+    "table_plans",
+]

@@ -386,8 +386,8 @@ def _active_users_between(*, ranges: list[tuple[date, date]]) -> list[int]:
     """Return how many users made requests between each pair of days, from their yearly activity, in one query.
 
     The users are split in two: those with an inexact row (requests deleted since the last
-    rebuild) in any year the ranges touch are checked against the per-user-per-day sums; all
-    the others have exact rows, whose bits say exactly on which days they made requests.
+    squash or rebuild) in any year the ranges touch are checked against the per-user-per-day
+    sums; all the others have exact rows, whose bits say exactly on which days they made requests.
     """
     if not ranges:
         return []
