@@ -542,11 +542,9 @@ def _rollups_vacuum(*, vendor: str) -> None:
     """
     from django.db import connection
 
-    from reports.models import UserYearlyActivity
-    from reports.rollups import ROLLUP_TABLES
+    from reports.rollups import ROLLUP_TABLE_NAMES
 
-    models = [table.model for table in ROLLUP_TABLES] + [UserYearlyActivity]
-    tables = ", ".join(connection.ops.quote_name(model._meta.db_table) for model in models)
+    tables = ", ".join(connection.ops.quote_name(table) for table in ROLLUP_TABLE_NAMES)
     with connection.cursor() as cursor:
         if vendor == "postgresql":
             cursor.execute(f"VACUUM (FULL) {tables}")

@@ -391,11 +391,11 @@ def written_tables_vacuum() -> list[str]:
     from django.db import connection
 
     from chatbot.models import OpenRouterRequestCost
-    from reports.rollups import ACTIVITY, ROLLUP_TABLES
+    from reports.rollups import ROLLUP_TABLE_NAMES
 
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return []
-    tables = [OpenRouterRequestCost._meta.db_table, *(table.name for table in ROLLUP_TABLES), ACTIVITY]
+    tables = [OpenRouterRequestCost._meta.db_table, *ROLLUP_TABLE_NAMES]
     with connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE) " + ", ".join(connection.ops.quote_name(table) for table in tables))
     return tables

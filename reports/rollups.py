@@ -281,6 +281,8 @@ def _append(table: RollupTable, parts: list[str] | str) -> str:
 # --- The users' yearly activity (reports.models.UserYearlyActivity) ------------------------------
 
 ACTIVITY = UserYearlyActivity._meta.db_table
+# Every table this module keeps: the summed rollups and the yearly activity.
+ROLLUP_TABLE_NAMES = (*(table.name for table in ROLLUP_TABLES), ACTIVITY)
 DAYS = tuple(f"days_{month:02}" for month in MONTHS)
 # A request's move to another user or day changes its activity; other columns do not.
 ACTIVITY_COLUMNS = ("id", "user_id", "created_at")
@@ -619,7 +621,7 @@ def rollups_migration_install(*, connection: BaseDatabaseWrapper) -> None:
     """
     if connection.vendor == "sqlite":
         return
-    if not {table.name for table in ROLLUP_TABLES} | {ACTIVITY} <= set(connection.introspection.table_names()):
+    if not set(ROLLUP_TABLE_NAMES) <= set(connection.introspection.table_names()):
         return
     rollup_triggers_install(connection=connection)
     # Rows written before the migration: fill the rollups from them.
@@ -1076,7 +1078,7 @@ def _rebuild_transaction(connection: BaseDatabaseWrapper, *, lock_raw_tables: bo
             statements.append(f"LOCK TABLE {MODELS}, {SESSIONS}, {MESSAGES}, {REQUESTS} IN SHARE ROW EXCLUSIVE MODE")
         # Writers that appended deltas are waited for; later ones wait for the commit, then append
         # theirs on top of the rebuilt rows. Readers carry on, on the old rows, until the commit.
-        tables = ", ".join([*(t.name for t in ROLLUP_TABLES), ACTIVITY])
+        tables = ", ".join(ROLLUP_TABLE_NAMES)
         statements.append(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
         _execute(connection, statements)
         yield
@@ -1105,7 +1107,7 @@ def rollups_after_migrate(*, using: str) -> None:
     if connection.vendor not in {"postgresql", "sqlite"}:
         return
     tables = set(connection.introspection.table_names())
-    if not {table.name for table in ROLLUP_TABLES} | {ACTIVITY} <= tables:
+    if not set(ROLLUP_TABLE_NAMES) <= tables:
         return
     if rollup_triggers_missing(connection=connection):
         rollups_rebuild(using=using)
@@ -1117,4 +1119,4 @@ def rollups_after_migrate(*, using: str) -> None:
         raw_empty = cursor.fetchone() is None
     if raw_empty:
         with transaction.atomic(using=using):
-            _execute(connection, [f"DELETE FROM {name}" for name in (*(t.name for t in ROLLUP_TABLES), ACTIVITY)])
+            _execute(connection, [f"DELETE FROM {name}" for name in ROLLUP_TABLE_NAMES])

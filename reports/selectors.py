@@ -328,7 +328,9 @@ def top_users_by_free_usage(*, period: Period = ALL_TIME, limit: int = DEFAULT_L
 def _usage_headlines(*, periods: list[Period]) -> list[UsageHeadline]:
     """Return the headline figures of each period, counting the active users of them all in one scan."""
     bounded = [period for period in periods if period.since is not None and period.until is not None]
-    active_between = _active_users_between(ranges=[(period.since, period.until) for period in bounded])
+    active_between = dict(
+        zip(bounded, _active_users_between(ranges=[(period.since, period.until) for period in bounded]), strict=True)
+    )
     headlines = []
     for period in periods:
         # The totals from the platform's two rows a day.
@@ -341,8 +343,8 @@ def _usage_headlines(*, periods: list[Period]) -> list[UsageHeadline]:
         # A user whose requests in the period sum to zero (written, then deleted) is not active.
         if period.is_all_time:
             active_users = _active_users_all_time()
-        elif period in bounded:
-            active_users = active_between[bounded.index(period)]
+        elif period in active_between:
+            active_users = active_between[period]
         else:
             # Open-ended (only from the command line): every day of the per-user rollup on that side.
             active_users = (
