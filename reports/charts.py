@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from reports.selectors import DailyUsageRow
 
@@ -73,16 +73,17 @@ class ChartBar:
     @property
     def svg(self) -> SafeString:
         # Written here rather than in the template: one value to render per bar, not ten numbers
-        # each localized (coordinates must stay plain numbers whatever the locale, too).
-        return format_html(
-            '<g class="usage-chart-bar" aria-label="{label}"><title>{label}</title>'
-            '<rect class="usage-chart-hit" x="{}" y="{}" width="{}" height="{}"></rect>'
-            '<rect class="usage-chart-paid" x="{}" y="{}" width="{}" height="{}"></rect>'
-            '<rect class="usage-chart-free" x="{}" y="{}" width="{}" height="{}"></rect></g>',
-            *(str(value) for value in (self.slot_x, PLOT_TOP, self.slot_width, PLOT_HEIGHT)),
-            *(str(value) for value in (self.x, self.paid_y, self.width, self.paid_height)),
-            *(str(value) for value in (self.x, self.free_y, self.width, self.free_height)),
-            label=self.label,
+        # each localized (coordinates must stay plain numbers whatever the locale, too). The
+        # coordinates are Decimals, whose text needs no escaping; only the label is escaped.
+        label = escape(self.label)
+        return mark_safe(  # noqa: S308 - every interpolated value is a Decimal or escaped above
+            f'<g class="usage-chart-bar" aria-label="{label}"><title>{label}</title>'
+            f'<rect class="usage-chart-hit" x="{self.slot_x}" y="{PLOT_TOP}" width="{self.slot_width}" '
+            f'height="{PLOT_HEIGHT}"></rect>'
+            f'<rect class="usage-chart-paid" x="{self.x}" y="{self.paid_y}" width="{self.width}" '
+            f'height="{self.paid_height}"></rect>'
+            f'<rect class="usage-chart-free" x="{self.x}" y="{self.free_y}" width="{self.width}" '
+            f'height="{self.free_height}"></rect></g>'
         )
 
 
@@ -264,16 +265,20 @@ def _bucket_start(day: date, *, first: date, bucket: str) -> date:
 
 def chart_buckets(*, rows: Sequence[DailyUsageRow], measure: Measure, bucket: str) -> list[ChartBucket]:
     """Return the measure summed per bar: per day, per 7 days from the first, or per calendar month."""
-    buckets: list[ChartBucket] = []
+    if not rows:
+        return []
+    first = rows[0].day
+    # [since, until, paid, free] per bar, made into ChartBuckets once summed.
+    sums: list[list] = []
     for row in rows:
-        start = _bucket_start(row.day, first=rows[0].day, bucket=bucket)
-        paid, free = Decimal(measure.paid(row)), Decimal(measure.free(row))
-        if buckets and buckets[-1].since == max(start, rows[0].day):
-            last = buckets[-1]
-            buckets[-1] = ChartBucket(last.since, row.day, last.paid + paid, last.free + free)
+        start = max(_bucket_start(row.day, first=first, bucket=bucket), first)
+        paid, free = measure.paid(row), measure.free(row)
+        if sums and sums[-1][0] == start:
+            last = sums[-1]
+            last[1], last[2], last[3] = row.day, last[2] + paid, last[3] + free
         else:
-            buckets.append(ChartBucket(max(start, rows[0].day), row.day, paid, free))
-    return buckets
+            sums.append([start, row.day, paid, free])
+    return [ChartBucket(since, until, Decimal(paid), Decimal(free)) for since, until, paid, free in sums]
 
 
 def nice_step(maximum: Decimal, *, whole: bool) -> Decimal:

@@ -2,13 +2,15 @@
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 
 from django import template
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Model
 from django.templatetags.static import static
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -76,15 +78,32 @@ DRILLDOWNS: dict[str, Drilldown] = {
 }
 
 
+@lru_cache(maxsize=1024)
+def _reverse_cached(name: str, pk: Any, urlconf: str | None, script_prefix: str) -> str | None:
+    try:
+        return reverse(name, args=[] if pk is None else [pk], urlconf=urlconf)
+    except NoReverseMatch:
+        return None
+
+
+def _reverse(name: str, pk: Any = None) -> str | None:
+    """Return reverse(name, args=[pk]), or None when no URL has that name.
+
+    A report row's links are the same on every load of a page (the same top users, models and
+    chatbots), and reverse() is costly next to the rest of a row: the URLs are kept per URL
+    configuration and script prefix, the two things that can change them.
+    """
+    return _reverse_cached(name, pk, get_urlconf() or settings.ROOT_URLCONF, get_script_prefix())
+
+
 def drilldown_url(*, report_key: str | None, row: Any, period_query: str) -> str | None:
     """Return the admin list of the rows behind one report row, filtered to the row and the period."""
     drilldown = DRILLDOWNS.get(report_key or "")
     if drilldown is None:
         return None
     opts = drilldown.model._meta
-    try:
-        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
-    except NoReverseMatch:
+    url = _reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    if url is None:
         return None
     params = [f"{name}={getattr(row, attribute)}" for name, attribute in drilldown.row_params]
     params += [f"{name}={value}" for name, value in drilldown.fixed_params]
@@ -97,9 +116,8 @@ def _row_admin_url(row: Any) -> tuple[str, str] | None:
     for attribute, model in ROW_LINKS:
         pk = getattr(row, attribute, None)
         if pk is not None:
-            try:
-                url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[pk])
-            except NoReverseMatch:
+            url = _reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", pk)
+            if url is None:
                 return None
             return url, str(model._meta.verbose_name)
     return None

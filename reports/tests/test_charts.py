@@ -1,5 +1,6 @@
 """Tests of the daily trend charts' geometry: scales, stacking, zero days, buckets and the text equivalent."""
 
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -89,6 +90,21 @@ def test_requests_chart_stacks_paid_below_free_with_idle_days_at_zero_height() -
     assert idle.label == "Wed 2024-01-31: 0 requests (paid 0, free 0)"
     assert first.label == "Tue 2024-01-30: 2 requests (paid 1, free 1)"
     assert (third.slot_x, third.slot_width) == (Decimal("179.00"), Decimal("67.50"))  # 44 + 2 * 67.5
+
+
+def test_a_bars_svg_holds_its_coordinates_and_escapes_its_label() -> None:
+    first = stacked_bar_chart(rows=ROWS, measure_key="requests").bars[0]
+
+    label = "Tue 2024-01-30: 2 requests (paid 1, free 1)"
+    assert first.svg == (
+        f'<g class="usage-chart-bar" aria-label="{label}"><title>{label}</title>'
+        '<rect class="usage-chart-hit" x="44.00" y="8" width="67.50" height="148"></rect>'
+        '<rect class="usage-chart-paid" x="63.75" y="82.00" width="28.00" height="74.00"></rect>'
+        '<rect class="usage-chart-free" x="63.75" y="8.00" width="28.00" height="74.00"></rect></g>'
+    )
+    hostile = replace(first, label='<script>"&')
+    assert "<title>&lt;script&gt;&quot;&amp;</title>" in hostile.svg
+    assert 'aria-label="&lt;script&gt;&quot;&amp;"' in hostile.svg
 
 
 def test_cost_chart_scales_exact_amounts_and_labels_the_axis_in_dollars() -> None:
