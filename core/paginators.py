@@ -14,9 +14,13 @@ class EstimatedCountPaginator(Paginator):
     The count stops at ``exact_count_limit + 1`` rows, so it is cheap and exact for any list up
     to the limit. Past it, "N results" and the number of pages come from the query planner's
     estimate (never below the limit). Other databases always count exactly.
+
+    Ten thousand keeps every drill-down list (one user's or one model's requests in a period) exact
+    in practice, while the count of a long list stays at a few milliseconds (50,000 rows of the
+    last 30 days took 8 to 20 ms to count, at 10M requests).
     """
 
-    exact_count_limit = 50_000
+    exact_count_limit = 10_000
 
     @cached_property
     def count(self) -> int:

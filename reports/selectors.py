@@ -15,7 +15,7 @@ again, and is left out like an entity with no requests.
 """
 
 # ruff: noqa: S608 - _with_entities wraps the ORM's own SQL; names come from the models, values are parameters.
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -388,15 +388,20 @@ def _active_users_between(*, ranges: list[tuple[date, date]]) -> list[int]:
     """Return how many users made requests between each pair of days, from their yearly activity, in one query.
 
     The users are split in two: those with an inexact row (requests deleted since the last
-    squash or rebuild) in any year the ranges touch are checked against the per-user-per-day
-    sums; all the others have exact rows, whose bits say exactly on which days they made requests.
+    squash or rebuild) are checked against the per-user-per-day sums; all the others have exact
+    rows, whose bits say exactly on which days they made requests. Within one year a user has one
+    row, counted by its bits or checked, never both. When a range spans years, a user with an
+    inexact row in any year the ranges touch is checked, and none of that user's rows counted.
     """
     if not ranges:
         return []
     activity, daily = UserYearlyActivity._meta.db_table, UserDailyUsage._meta.db_table
-    years = sorted({year for since, until in ranges for year in range(since.year, until.year + 1)})
-    in_years = f"year IN ({', '.join(str(year) for year in years)})"
-    inexact_users = f"SELECT user_id FROM {activity} WHERE NOT is_exact AND {in_years}"
+
+    def in_years(years: Iterable[int]) -> str:
+        return f"year IN ({', '.join(str(year) for year in sorted(years))})"
+
+    touched = {year for since, until in ranges for year in range(since.year, until.year + 1)}
+    across_years = any(since.year != until.year for since, until in ranges)
     counts, parameters = [], []
     for since, until in ranges:
         # Bits are compared with literal masks: they are integers the code computed.
@@ -407,18 +412,21 @@ def _active_users_between(*, ranges: list[tuple[date, date]]) -> list[int]:
         # Within one year a user has one row; across years, a row each.
         counted = "*" if since.year == until.year else "DISTINCT user_id"
         counts.append(f"COUNT({counted}) FILTER (WHERE {hit})")
+        checked_years = in_years(touched if across_years else {since.year})
         counts.append(
             f"(SELECT COUNT(*) FROM (SELECT user_id FROM {daily} WHERE day >= %s AND day <= %s "
-            f"AND user_id IN ({inexact_users}) GROUP BY user_id HAVING SUM(request_count) > 0) checked)"
+            f"AND user_id IN (SELECT user_id FROM {activity} WHERE NOT is_exact AND {checked_years}) "
+            f"GROUP BY user_id HAVING SUM(request_count) > 0) checked)"
         )
         parameters += [since, until]
-    with connections[UserYearlyActivity.objects.db].cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(counts)} FROM {activity} exact WHERE is_exact AND {in_years} "
-            f"AND NOT EXISTS (SELECT 1 FROM {activity} inexact WHERE NOT inexact.is_exact "
-            f"AND inexact.{in_years} AND inexact.user_id = exact.user_id)",
-            parameters,
+    query = f"SELECT {', '.join(counts)} FROM {activity} exact WHERE is_exact AND {in_years(touched)}"
+    if across_years:
+        query += (
+            f" AND NOT EXISTS (SELECT 1 FROM {activity} inexact WHERE NOT inexact.is_exact "
+            f"AND inexact.{in_years(touched)} AND inexact.user_id = exact.user_id)"
         )
+    with connections[UserYearlyActivity.objects.db].cursor() as cursor:
+        cursor.execute(query, parameters)
         row = cursor.fetchone()
     return [row[index] + row[index + 1] for index in range(0, len(row), 2)]
 
