@@ -262,6 +262,34 @@ def test_deleting_a_user_is_not_blocked_by_rollup_rows_and_removes_them_from_the
     assert selectors.usage_headline().active_users == 0
 
 
+def test_all_time_active_users_add_deltas_to_squashed_rows():
+    ann, bob, cid, dan = (UserFactory(username=name) for name in ("ann", "bob", "cid", "dan"))
+    model = AIModelFactory()
+    anns = RequestCostFactory.create_batch(2, user=ann, ai_model=model)
+    RequestCostFactory(user=bob, ai_model=model)
+    RequestCostFactory(user=dan, ai_model=model)
+    rollups_squash()
+    # After the squash: ann's requests deleted (deltas sum her row to zero), bob's second request
+    # and cid's first are deltas, dan has his squashed row alone.
+    OpenRouterRequestCost.objects.filter(pk__in=[request.pk for request in anns]).delete()
+    RequestCostFactory(user=bob, ai_model=model)
+    RequestCostFactory(user=cid, ai_model=model)
+    # (SQLite's row triggers append a delta per row, PostgreSQL's one per statement and user.)
+    rows = UserTotalUsage.objects.values_list("user__username", "is_squashed").annotate(requests=Sum("request_count"))
+    assert sorted(rows) == [
+        ("ann", False, -2),
+        ("ann", True, 2),
+        ("bob", False, 1),
+        ("bob", True, 1),
+        ("cid", False, 1),
+        ("dan", True, 1),
+    ]
+
+    # bob, cid and dan; bob once.
+    assert selectors.usage_headline().active_users == 3
+    assert raw_selectors.usage_headline().active_users == 3
+
+
 def test_a_chatbot_whose_requests_cost_nothing_ranks_before_one_without_requests():
     # As the raw report: no requests means no cost (last), not a cost of 0, whatever the sessions.
     with_sessions = ChatbotFactory()
