@@ -106,6 +106,19 @@ DATABASES = {
     ),
 }
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            # Concurrent requests (the dev server's threads, several workers) on the embedded
+            # database, which chatbot's migration 0004 puts in WAL mode (readers never block
+            # the writer): an IMMEDIATE transaction takes the write lock when it begins, so it
+            # waits for another writer instead of failing with "database is locked" when it
+            # first writes; and a writer waits up to 20 s for the lock.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+
 # Optional read replica for the reports: their queries go there, every write and every other
 # read stays on the primary (see reports/routers.py).
 REPORTS_DATABASE_ALIAS = "default"
