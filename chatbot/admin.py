@@ -90,8 +90,6 @@ class OpenRouterRequestCostAdmin(ReportsAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("user", "session", "ai_model")
     show_full_result_count = False
     paginator = EstimatedCountPaginator
-    # Rendering a row costs more than reading it: 50 keep the page quick, the pages many.
-    list_per_page = 50
 
     @admin.display(description="Cost (USD)", ordering="cost_usd")
     def cost(self, request_cost: OpenRouterRequestCost) -> str:
