@@ -200,17 +200,20 @@ def _timed(
 
 @contextmanager
 def reports_off(model_admin: Any) -> Iterator[None]:
-    """Make ``model_admin`` draw no reports for the duration, as if it had none."""
+    """Make ``model_admin`` draw no reports for the duration, as if it had none: no report, no headline, no chart."""
+    switched = {"report_keys": (), "show_usage_overview": False}
     own = vars(model_admin)
-    had_own, previous = "report_keys" in own, own.get("report_keys")
-    model_admin.report_keys = ()
+    previous = {name: own[name] for name in switched if name in own}
+    for name, value in switched.items():
+        setattr(model_admin, name, value)
     try:
         yield
     finally:
-        if had_own:
-            model_admin.report_keys = previous
-        else:
-            del model_admin.report_keys
+        for name in switched:
+            if name in previous:
+                setattr(model_admin, name, previous[name])
+            else:
+                delattr(model_admin, name)
 
 
 def bench_superuser() -> Any:

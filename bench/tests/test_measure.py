@@ -45,15 +45,33 @@ def test_redirected_and_timed_out_series_are_flagged_not_failed():
     assert broken.failed
 
 
-def test_reports_off_restores_the_class_attribute():
+def test_reports_off_turns_off_reports_headline_and_charts_and_restores_the_class_attributes():
     class Admin:
         report_keys = ("top_users_by_cost",)
+        show_usage_overview = True
 
     model_admin = Admin()
     with reports_off(model_admin):
         assert model_admin.report_keys == ()
+        assert model_admin.show_usage_overview is False
     assert model_admin.report_keys == ("top_users_by_cost",)
+    assert model_admin.show_usage_overview is True
     assert "report_keys" not in vars(model_admin)
+    assert "show_usage_overview" not in vars(model_admin)
+
+
+def test_reports_off_restores_an_instance_attribute():
+    class Admin:
+        report_keys = ()
+        show_usage_overview = False
+
+    model_admin = Admin()
+    model_admin.report_keys = ("top_free_models",)
+
+    with reports_off(model_admin):
+        assert model_admin.report_keys == ()
+
+    assert vars(model_admin) == {"report_keys": ("top_free_models",)}
 
 
 @pytest.mark.parametrize(
