@@ -332,11 +332,17 @@ def _request_cost_insert(*, using: str, request_cost: OpenRouterRequestCost) -> 
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(using=using), values)
         if connection.features.can_return_columns_from_insert:
-            (request_cost.pk,) = cursor.fetchone()
+            (pk,) = cursor.fetchone()
         else:
-            request_cost.pk = connection.ops.last_insert_id(
+            pk = connection.ops.last_insert_id(
                 cursor, OpenRouterRequestCost._meta.db_table, OpenRouterRequestCost._meta.pk.column
             )
+    _request_cost_stored(request_cost=request_cost, pk=pk, using=using)
+
+
+def _request_cost_stored(*, request_cost: OpenRouterRequestCost, pk: int, using: str) -> None:
+    """Mark ``request_cost`` as the row stored under ``pk``, as save() leaves an instance."""
+    request_cost.pk = pk
     request_cost._state.adding = False
     request_cost._state.db = using
 
@@ -480,9 +486,7 @@ def _request_cost_record_at_once(
             using=using, error=error, generation_id=request_cost.generation_id, references=references
         )
     if inserted_id is not None:
-        request_cost.pk = inserted_id
-        request_cost._state.adding = False
-        request_cost._state.db = using
+        _request_cost_stored(request_cost=request_cost, pk=inserted_id, using=using)
         return request_cost
     lookup = _RequestCostLookup(
         user_exists=user_exists, ai_model_exists=ai_model_exists, session_exists=session_exists, stored_id=stored_id

@@ -9,23 +9,24 @@ in-memory SQLite database (the tests'), are left as they are.
 from django.db import migrations
 
 
-def write_ahead_log_on(apps, schema_editor):
+def journal_mode_set(schema_editor, mode: str) -> None:
+    """Set a file SQLite database's journal mode, checking that SQLite took it; other databases are left alone."""
     connection = schema_editor.connection
     if connection.vendor != "sqlite" or connection.is_in_memory_db():
         return
     with connection.cursor() as cursor:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        mode = cursor.fetchone()[0]
-    if mode != "wal":
-        raise RuntimeError(f"SQLite refused write-ahead-log mode (journal_mode is {mode!r}).")
+        cursor.execute(f"PRAGMA journal_mode={mode}")
+        taken = cursor.fetchone()[0]
+    if taken != mode.lower():
+        raise RuntimeError(f"SQLite refused journal_mode {mode} (it is {taken!r}).")
+
+
+def write_ahead_log_on(apps, schema_editor):
+    journal_mode_set(schema_editor, "WAL")
 
 
 def write_ahead_log_off(apps, schema_editor):
-    connection = schema_editor.connection
-    if connection.vendor != "sqlite" or connection.is_in_memory_db():
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA journal_mode=DELETE")
+    journal_mode_set(schema_editor, "DELETE")
 
 
 class Migration(migrations.Migration):
