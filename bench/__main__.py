@@ -65,6 +65,12 @@ def arguments_parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_IMPORT_ROWS,
         help="rows of the bulk import through request_costs_import, after the writers (0: none)",
     )
+    parser.add_argument(
+        "--writes-without-rollups",
+        action="store_true",
+        help="run the write series again with the request table's rollup triggers off, as their ceiling "
+        "(PostgreSQL; the benchmark's database only)",
+    )
     parser.add_argument("--output", type=Path, help="JSON file to write (default: bench/results/<timestamp>.json)")
     parser.add_argument("--baseline", type=Path, help="an earlier JSON result to compare page timings with")
     return parser.parse_args(argv)
@@ -201,15 +207,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     results = measure.measure(options=options)
     write_options = WriteOptions(
-        seconds=args.write_seconds, import_rows=args.import_rows, writers=args.writers, seed=args.seed
+        seconds=args.write_seconds,
+        import_rows=args.import_rows,
+        writers=args.writers,
+        seed=args.seed,
+        without_rollups=args.writes_without_rollups,
     )
     write_results, cleanup = writes.measure_writes(options=write_options)
     report_keys = measure.page_report_keys()
     ratio_rows = measure.ratios(results=results, report_keys=report_keys)
-    checks = measure.targets_check(vendor=database.vendor, results=results, ratio_rows=ratio_rows, writes=write_results)
-    load_after = os.getloadavg()
     baseline = json.loads(args.baseline.read_text()) if args.baseline else None
     compared = _baseline_compare(baseline=baseline, results=results) if baseline else []
+    checks = measure.targets_check(
+        vendor=database.vendor, results=results, ratio_rows=ratio_rows, writes=write_results, baseline_rows=compared
+    )
+    load_after = os.getloadavg()
 
     print()
     print(measure.results_table(results))

@@ -51,6 +51,8 @@ TARGETS = {
         "raw_over_page": 50.0,
         "record_per_second": 2_000.0,
         "import_rows_per_second": 50_000.0,
+        # p50 at 10M over p50 at 100k requests, checked when the run is given a baseline run.
+        "over_baseline": 1.5,
     },
     "sqlite": {"p50_ms": 150.0},
 }
@@ -393,10 +395,17 @@ def targets_check(
     results: list[Series],
     ratio_rows: list[dict[str, Any]],
     writes: Sequence[WriteSeries] = (),
+    baseline_rows: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """Return each page series, then each write series, against the scale issue's targets for ``vendor``."""
+    """Return each page series, then each write series, against the scale issue's targets for ``vendor``.
+
+    ``baseline_rows`` (page, period, over_baseline), from a run given an earlier one at a smaller
+    size, add the flat-with-scale target. A write series without a target (the writes without
+    rollups) is left out.
+    """
     goals = TARGETS.get(vendor, {})
     ratio_by_key = {(row["page"], row["period"]): row for row in ratio_rows}
+    over_baseline = {(row["page"], row["period"]): row["over_baseline"] for row in baseline_rows}
     checks = []
     for series in results:
         if series.kind != "page" or series.note:
@@ -413,8 +422,13 @@ def targets_check(
         ratio = ratio_by_key.get((series.target, series.period), {}).get("raw_over_page")
         if "raw_over_page" in goals and ratio is not None and ratio < goals["raw_over_page"]:
             misses.append(f"raw/page {ratio:.1f}x < {goals['raw_over_page']:.0f}x")
+        scale = over_baseline.get((series.target, series.period))
+        if "over_baseline" in goals and scale is not None and scale > goals["over_baseline"]:
+            misses.append(f"{scale:.2f}x the baseline's p50 > {goals['over_baseline']:.1f}x")
         checks.append({"page": series.target, "period": series.period, "met": not misses, "misses": misses})
     for series in writes:
+        if series.target not in WRITE_TARGETS:
+            continue
         goal, unit = WRITE_TARGETS[series.target]
         if goal not in goals:
             continue

@@ -11,6 +11,12 @@ Afterwards exactly those rows are deleted (a QuerySet.delete(): the rollup trigg
 contributions back out), the rollups are squashed and, on PostgreSQL, the tables vacuumed, so
 that the next run finds the dataset as it was loaded. Rows an interrupted run left behind are
 deleted first.
+
+With ``without_rollups`` (PostgreSQL only), both series run a second time with the request
+table's rollup triggers disabled: the same writes with no rollup kept, the ceiling the rollups
+are measured against. Those rows carry ``BARE_WRITE_PREFIX`` and are deleted while the triggers
+are still off (so that nothing is taken out of rollups they never entered), before the triggers
+are enabled again.
 """
 
 import contextlib
@@ -22,13 +28,15 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 WRITE_PREFIX = "bench-write-"
+# Rows written with the rollup triggers off (see ``without_rollups``): deleted with them off too.
+BARE_WRITE_PREFIX = "bench-bare-write-"
 WRITERS = 4
 DEFAULT_WRITE_SECONDS = 10.0
 DEFAULT_IMPORT_ROWS = 200_000
@@ -54,13 +62,15 @@ class WriteOptions:
     import_rows: int = DEFAULT_IMPORT_ROWS  # 0 skips the import.
     writers: int = WRITERS
     seed: int = 1
+    # Run both series again with the request table's rollup triggers off (PostgreSQL only).
+    without_rollups: bool = False
 
 
 @dataclass
 class WriteSeries:
     """One write series: how many rows it wrote in how long, and the latency of each call (writers only)."""
 
-    target: str  # "record" or "import"
+    target: str  # "record" or "import"; "record-without-rollups", "import-without-rollups"
     workers: int
     seconds: float = 0.0
     rows: int = 0
@@ -232,12 +242,18 @@ def writer_main(
 
 
 def writers_run(
-    *, options: WriteOptions, plan: WritePlan, prefix: str, rng: random.Random, echo: Callable[[str], None]
+    *,
+    options: WriteOptions,
+    plan: WritePlan,
+    prefix: str,
+    rng: random.Random,
+    echo: Callable[[str], None],
+    target: str = "record",
 ) -> WriteSeries:
     """Run ``options.writers`` writer processes together for ``options.seconds``; return their total rate."""
     from django.db import connections
 
-    series = WriteSeries(target="record", workers=options.writers, seconds=options.seconds)
+    series = WriteSeries(target=target, workers=options.writers, seconds=options.seconds)
     # Nothing open to hand down: each process connects on its own.
     connections.close_all()
     context = multiprocessing.get_context("spawn")
@@ -311,11 +327,13 @@ def import_rows(*, plan: WritePlan, count: int, prefix: str, rng: random.Random)
     ]
 
 
-def import_run(*, options: WriteOptions, plan: WritePlan, prefix: str, rng: random.Random) -> WriteSeries:
+def import_run(
+    *, options: WriteOptions, plan: WritePlan, prefix: str, rng: random.Random, target: str = "import"
+) -> WriteSeries:
     """Import ``options.import_rows`` rows at once through request_costs_import; return its rate."""
     from chatbot.services import request_costs_import
 
-    series = WriteSeries(target="import", workers=1)
+    series = WriteSeries(target=target, workers=1)
     # Built before the clock starts: the series times the import, not the making of its input.
     rows = import_rows(plan=plan, count=options.import_rows, prefix=prefix, rng=rng)
     try:
@@ -333,6 +351,13 @@ def import_run(*, options: WriteOptions, plan: WritePlan, prefix: str, rng: rand
     return series
 
 
+def written_rows_exist(*, prefix: str) -> bool:
+    """Return whether any request's generation_id starts with ``prefix``."""
+    from chatbot.models import OpenRouterRequestCost
+
+    return OpenRouterRequestCost.objects.filter(generation_id__startswith=prefix).exists()
+
+
 def written_rows_delete(*, prefix: str) -> int:
     """Delete the requests whose generation_id starts with ``prefix``; return how many there were."""
     from chatbot.models import OpenRouterRequestCost
@@ -341,27 +366,84 @@ def written_rows_delete(*, prefix: str) -> int:
     return deleted
 
 
+@contextlib.contextmanager
+def request_rollup_triggers_off() -> Iterator[None]:
+    """Disable the request table's rollup triggers for the duration, then enable them again (PostgreSQL).
+
+    For the benchmark's own database only: every session's requests go unrolled-up meanwhile.
+    """
+    from django.db import connection
+
+    from reports.rollups import REQUESTS, TRIGGERS
+
+    names = [spec.name for spec in TRIGGERS if spec.table == REQUESTS]
+
+    def switch(state: str) -> None:
+        with connection.cursor() as cursor:
+            if connection.in_atomic_block:
+                # Inside a transaction (the tests), the foreign keys' deferred checks are pending
+                # events that forbid an ALTER TABLE: run them now, and defer the next ones again.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+            for name in names:
+                cursor.execute(f"ALTER TABLE {REQUESTS} {state} TRIGGER {name}")
+
+    switch("DISABLE")
+    try:
+        yield
+    finally:
+        switch("ENABLE")
+
+
+def _series_run(
+    *, options: WriteOptions, plan: WritePlan, prefix: str, rng: random.Random, echo: Callable[[str], None], suffix: str
+) -> list[WriteSeries]:
+    series = []
+    if options.seconds > 0 and options.writers > 0:
+        series.append(
+            writers_run(options=options, plan=plan, prefix=prefix, rng=rng, echo=echo, target=f"record{suffix}")
+        )
+        echo(_line(series[-1]))
+    if options.import_rows > 0:
+        series.append(import_run(options=options, plan=plan, prefix=prefix, rng=rng, target=f"import{suffix}"))
+        echo(_line(series[-1]))
+    return series
+
+
 def measure_writes(*, options: WriteOptions, echo: Callable[[str], None] = print) -> tuple[list[WriteSeries], dict]:
     """Run the write series, then delete what they wrote; return the series and what the cleanup did."""
+    from django.db import connection
+
     from reports.rollups import rollups_squash
 
     rng = random.Random(options.seed)
     # Unique per run, so that the cleanup deletes this run's rows and nothing else.
-    prefix = f"{WRITE_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}-"
+    run = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}-"
+    prefix, bare_prefix = f"{WRITE_PREFIX}{run}", f"{BARE_WRITE_PREFIX}{run}"
     cleanup: dict[str, Any] = {"prefix": prefix}
+    without_rollups = options.without_rollups and connection.vendor == "postgresql"
+    if options.without_rollups and not without_rollups:
+        echo("  the writes without rollups run on PostgreSQL only (SQLite cannot disable a trigger)")
     leftovers = written_rows_delete(prefix=WRITE_PREFIX)
+    if connection.vendor == "postgresql" and written_rows_exist(prefix=BARE_WRITE_PREFIX):
+        with request_rollup_triggers_off():
+            leftovers += written_rows_delete(prefix=BARE_WRITE_PREFIX)
     if leftovers:
         echo(f"  deleted {leftovers:,} rows an earlier, interrupted run wrote")
         cleanup["leftovers_deleted"] = leftovers
     plan = write_plan(rng=rng)
     series: list[WriteSeries] = []
     try:
-        if options.seconds > 0 and options.writers > 0:
-            series.append(writers_run(options=options, plan=plan, prefix=prefix, rng=rng, echo=echo))
-            echo(_line(series[-1]))
-        if options.import_rows > 0:
-            series.append(import_run(options=options, plan=plan, prefix=prefix, rng=rng))
-            echo(_line(series[-1]))
+        series += _series_run(options=options, plan=plan, prefix=prefix, rng=rng, echo=echo, suffix="")
+        if without_rollups:
+            cleanup["bare_prefix"] = bare_prefix
+            with request_rollup_triggers_off():
+                try:
+                    series += _series_run(
+                        options=options, plan=plan, prefix=bare_prefix, rng=rng, echo=echo, suffix="-without-rollups"
+                    )
+                finally:
+                    cleanup["bare_rows_deleted"] = written_rows_delete(prefix=bare_prefix)
     finally:
         started = time.perf_counter()
         cleanup["rows_deleted"] = written_rows_delete(prefix=prefix)
@@ -403,9 +485,9 @@ def written_tables_vacuum() -> list[str]:
 
 def _line(series: WriteSeries) -> str:
     if series.error:
-        return f"  write  {series.target:<8} [ERR] {series.error[:100]}"
+        return f"  write  {series.target:<22} [ERR] {series.error[:100]}"
     latency = f"  p50 {series.p50:6.2f} ms  p95 {series.p95:6.2f} ms" if series.samples_ms else ""
     return (
-        f"  write  {series.target:<8} {series.workers} x {series.seconds:5.1f} s  {series.rows:>9,} rows  "
+        f"  write  {series.target:<22} {series.workers} x {series.seconds:5.1f} s  {series.rows:>9,} rows  "
         f"{series.rate:>9,.0f} rows/s{latency}"
     )

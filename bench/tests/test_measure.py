@@ -99,3 +99,26 @@ def test_aliases_name_the_default_databases(monkeypatch):
     assert bench_database_from_url(url="sqlite").name == str(DEFAULT_SQLITE_PATH)
     postgres = bench_database_from_url(url="postgres")
     assert (postgres.vendor, postgres.name) == ("postgresql", "bench")
+
+
+def test_a_page_slower_at_scale_than_its_baseline_allows_misses_the_flat_with_scale_target():
+    results = [
+        _series("page", "dashboard", "all-time", [40.0], [200]),
+        _series("page", "dashboard", "last-30-days", [70.0], [200]),
+    ]
+    # 40 / 30 = 1.33x is within 1.5x; 70 / 36 = 1.94x is not.
+    compared = [
+        {"page": "dashboard", "period": "all-time", "over_baseline": 1.33},
+        {"page": "dashboard", "period": "last-30-days", "over_baseline": 1.94},
+    ]
+
+    checks = targets_check(vendor="postgresql", results=results, ratio_rows=[], baseline_rows=compared)
+
+    assert [check["met"] for check in checks] == [True, False]
+    assert checks[1]["misses"] == ["1.94x the baseline's p50 > 1.5x"]
+    # Without a baseline run, scale is not checked.
+    assert all(check["met"] for check in targets_check(vendor="postgresql", results=results, ratio_rows=[]))
+    # SQLite's targets have no scale figure.
+    assert all(
+        check["met"] for check in targets_check(vendor="sqlite", results=results, ratio_rows=[], baseline_rows=compared)
+    )

@@ -4,9 +4,11 @@ import threading
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from bench.measure import markdown_table, targets_check, writes_table
 from bench.writes import (
+    BARE_WRITE_PREFIX,
     WARMUP_CALLS,
     WRITE_PREFIX,
     Call,
@@ -15,6 +17,7 @@ from bench.writes import (
     WriteSeries,
     _calls,
     measure_writes,
+    request_rollup_triggers_off,
     write_plan,
     writer_main,
 )
@@ -37,6 +40,25 @@ def test_write_targets_are_checked_on_postgresql_only():
         {"write": "import", "target": 50_000.0, "met": True, "misses": []},
     ]
     assert targets_check(vendor="sqlite", results=[], ratio_rows=[], writes=writes) == []
+
+
+def test_the_writes_without_rollups_are_measured_but_checked_against_no_target():
+    writes = [
+        WriteSeries(target="record", workers=4, seconds=10.0, rows=15_000, rate=1_500.0),
+        WriteSeries(target="record-without-rollups", workers=4, seconds=10.0, rows=21_000, rate=2_100.0),
+        WriteSeries(target="import-without-rollups", workers=1, seconds=7.0, rows=200_000, rate=27_000.0),
+    ]
+
+    checks = targets_check(vendor="postgresql", results=[], ratio_rows=[], writes=writes)
+
+    assert [check["write"] for check in checks] == ["record"]
+    assert writes_table(writes).splitlines()[-1].split()[:5] == [
+        "import-without-rollups",
+        "1",
+        "7.0",
+        "200,000",
+        "27,000",
+    ]
 
 
 def test_a_failed_write_series_misses_its_target_with_its_error():
@@ -130,3 +152,52 @@ def test_the_plan_samples_the_datasets_users_models_and_sessions():
     assert sorted(plan.user_ids) == sorted(user.pk for user in [*users, session.chatbot.owner])
     assert (model.pk, Decimal("0.000000075"), Decimal(0)) in plan.models
     assert plan.sessions == [(session.pk, users[0].pk)]
+
+
+def _trigger_states() -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal",
+            [OpenRouterRequestCost._meta.db_table],
+        )
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="Only PostgreSQL can disable a trigger.")
+@pytest.mark.django_db
+def test_the_writes_without_rollups_keep_no_rollup_and_leave_the_dataset_and_its_rollups_as_they_were():
+    users, model = UserFactory.create_batch(3), AIModelFactory()
+    for user in users:
+        RequestCostFactory(user=user, ai_model=model, cost_usd=Decimal("0.25"))
+    # A row an interrupted run wrote with the triggers off: it never entered the rollups.
+    with request_rollup_triggers_off():
+        RequestCostFactory(user=users[0], ai_model=model, generation_id=f"{BARE_WRITE_PREFIX}20260101T000000-dead-i1")
+    assert selectors.top_users_by_cost() != raw_selectors.top_users_by_cost()  # its request is counted raw only
+    before = list(OpenRouterRequestCost.objects.exclude(generation_id__startswith=BARE_WRITE_PREFIX).values())
+    rollups_before = selectors.top_users_by_cost()
+    lines: list[str] = []
+
+    series, cleanup = measure_writes(
+        options=WriteOptions(seconds=0, import_rows=300, without_rollups=True), echo=lines.append
+    )
+
+    assert [(s.target, s.rows, s.error) for s in series] == [("import", 300, ""), ("import-without-rollups", 300, "")]
+    assert cleanup["leftovers_deleted"] == 1
+    assert (cleanup["rows_deleted"], cleanup["bare_rows_deleted"]) == (300, 300)
+    assert list(OpenRouterRequestCost.objects.values()) == before
+    # The 300 rows written with the triggers off were in no rollup, and deleting them took nothing out.
+    assert selectors.top_users_by_cost() == rollups_before == raw_selectors.top_users_by_cost()
+    assert rollups_rebuild().is_consistent
+    assert set(_trigger_states().values()) == {"O"}  # every rollup trigger enabled again
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite cannot disable a trigger; PostgreSQL is above.")
+@pytest.mark.django_db
+def test_the_writes_without_rollups_are_skipped_on_sqlite_with_a_message():
+    UserFactory(), AIModelFactory()
+    lines: list[str] = []
+
+    series, _ = measure_writes(options=WriteOptions(seconds=0, import_rows=10, without_rollups=True), echo=lines.append)
+
+    assert [s.target for s in series] == ["import"]
+    assert any("PostgreSQL only" in line for line in lines)
