@@ -5,7 +5,7 @@ so the charts follow its light and dark themes. Every coordinate is a Decimal ro
 computed from the exact figures (money is never a float, not even on its way to a pixel).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
@@ -130,6 +130,18 @@ class ChartTableRow:
     free: str
     total: str
 
+    @property
+    def html(self) -> SafeString:
+        # One value to render per row, as the bars' SVG: a chart over a year has a row per week.
+        return format_html(
+            '<tr><th scope="row" class="usage-report-text">{}</th><td class="usage-report-int">{}</td>'
+            '<td class="usage-report-int">{}</td><td class="usage-report-int">{}</td></tr>',
+            self.label,
+            self.paid,
+            self.free,
+            self.total,
+        )
+
 
 @dataclass(frozen=True)
 class StackedBarChart:
@@ -157,6 +169,29 @@ class StackedBarChart:
     @property
     def view_box(self) -> str:
         return f"0 0 {self.width} {self.height}"
+
+    # Each part drawn as one value: the template engine's work per item of a loop cost more than
+    # the item itself (a chart over a year has 53 bars and as many table rows).
+    @property
+    def ticks_svg(self) -> SafeString:
+        return _joined(tick.svg for tick in self.ticks)
+
+    @property
+    def bars_svg(self) -> SafeString:
+        return _joined(bar.svg for bar in self.bars)
+
+    @property
+    def date_labels_svg(self) -> SafeString:
+        return _joined(label.svg for label in self.date_labels)
+
+    @property
+    def rows_html(self) -> SafeString:
+        return _joined(row.html for row in self.rows)
+
+
+def _joined(parts: Iterable[SafeString]) -> SafeString:
+    """Return safe strings one per line, safe: each is escaped already."""
+    return mark_safe("\n".join(parts))  # noqa: S308 - joins only SafeStrings
 
 
 @dataclass(frozen=True)

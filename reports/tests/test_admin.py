@@ -23,6 +23,9 @@ from core.factories import (
     RequestCostFactory,
     UserFactory,
 )
+from reports.raw_selectors import UserCostRow
+from reports.registry import REPORTS
+from reports.templatetags import report_format
 
 REQUEST_COSTS_URL = "/admin/chatbot/openrouterrequestcost/"
 USERS_URL = "/admin/accounts/user/"
@@ -576,3 +579,24 @@ def test_action_confirmation_page_shows_no_reports(admin_client, platform):
     content = response.content.decode()
     assert "admin/delete_selected_confirmation.html" in [template.name for template in response.templates]
     assert 'class="usage-reports"' not in content
+
+
+def test_report_rows_rank_each_row_and_render_its_cells_escaped(settings):
+    settings.STATIC_URL = "/assets/"
+    rows = [
+        UserCostRow(user_id=7, username="x<b>y", total_cost_usd=Decimal("1.5"), total_tokens=1200, request_count=3),
+        UserCostRow(user_id=9, username="zed", total_cost_usd=Decimal("0.25"), total_tokens=40, request_count=1),
+    ]
+
+    html = report_format.report_rows(REPORTS["top_users_by_cost"], rows, "period=last-7-days")
+
+    first, second = html.splitlines()
+    assert first.startswith('<tr><td class="usage-report-rank">1</td><td class="usage-report-text">')
+    assert second.startswith('<tr><td class="usage-report-rank">2</td>')
+    assert "<b>" not in first
+    assert "x&lt;b&gt;y" in first
+    assert 'href="/admin/chatbot/openrouterrequestcost/?user__id__exact=7&amp;period=last-7-days"' in first
+    assert 'href="/admin/accounts/user/7/change/"' in first
+    # The view-link icon follows STATIC_URL, though its URL is kept between calls.
+    assert '<img src="/assets/admin/img/icon-viewlink.svg"' in first
+    assert [_text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", second)] == ["2", "zed", "0.250000", "40", "1"]

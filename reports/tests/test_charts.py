@@ -239,3 +239,18 @@ def test_compact_number(value, text) -> None:
 )
 def test_money_tick(value, step, text) -> None:
     assert money_tick(value, step) == text
+
+
+def test_a_chart_draws_each_part_as_one_value_of_its_items() -> None:
+    chart = stacked_bar_chart(rows=ROWS, measure_key="requests")
+
+    assert chart.bars_svg == "\n".join(bar.svg for bar in chart.bars)
+    assert chart.ticks_svg == "\n".join(tick.svg for tick in chart.ticks)
+    assert chart.date_labels_svg == "\n".join(label.svg for label in chart.date_labels)
+    assert chart.rows_html.splitlines()[0] == (
+        '<tr><th scope="row" class="usage-report-text">Tue 2024-01-30</th><td class="usage-report-int">1</td>'
+        '<td class="usage-report-int">1</td><td class="usage-report-int">2</td></tr>'
+    )
+    assert len(chart.rows_html.splitlines()) == len(chart.rows)
+    hostile = replace(chart.rows[0], label='<script>"&')
+    assert '<th scope="row" class="usage-report-text">&lt;script&gt;&quot;&amp;</th>' in hostile.html
