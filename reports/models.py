@@ -234,6 +234,12 @@ def _month_days(month: int) -> models.BigIntegerField:
     )
 
 
+def _month_counted(month: int) -> models.BigIntegerField:
+    return models.BigIntegerField(
+        db_default=0, default=0, help_text=f"Bit d-1 set: ActiveUserHistogram counts day d of month {month}."
+    )
+
+
 class UserYearlyActivity(models.Model):
     """The days of one local year on which one user made requests, as one bitmask per month.
 
@@ -244,6 +250,9 @@ class UserYearlyActivity(models.Model):
     clear its bit without knowing the day's other requests, so it marks the row inexact instead:
     readers check the users of inexact rows against UserDailyUsage, and ``rebuild_rollups``
     recomputes those rows and makes them exact again.
+
+    ``counted_MM`` are the days ActiveUserHistogram counts for the row; ``is_counted`` says they
+    equal ``days_MM``. A trigger that sets a bit clears it, and the squash counts the row anew.
     """
 
     user = _entity(settings.AUTH_USER_MODEL)
@@ -261,6 +270,19 @@ class UserYearlyActivity(models.Model):
     days_11 = _month_days(11)
     days_12 = _month_days(12)
     is_exact = models.BooleanField(db_default=True, default=True)
+    counted_01 = _month_counted(1)
+    counted_02 = _month_counted(2)
+    counted_03 = _month_counted(3)
+    counted_04 = _month_counted(4)
+    counted_05 = _month_counted(5)
+    counted_06 = _month_counted(6)
+    counted_07 = _month_counted(7)
+    counted_08 = _month_counted(8)
+    counted_09 = _month_counted(9)
+    counted_10 = _month_counted(10)
+    counted_11 = _month_counted(11)
+    counted_12 = _month_counted(12)
+    is_counted = models.BooleanField(db_default=False, default=False)
 
     class Meta:
         verbose_name = "user yearly activity"
@@ -273,7 +295,43 @@ class UserYearlyActivity(models.Model):
                 include=["user", *(f"days_{month:02}" for month in MONTHS)],
                 name="rollup_activity_year_idx",
             ),
+            # The rows whose days the histogram does not count as they are: few, between two squashes.
+            models.Index(
+                fields=["year"],
+                condition=Q(is_counted=False) | Q(is_exact=False),
+                name="rollup_activity_uncounted_idx",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"user {self.user_id} in {self.year}"
+
+
+class ActiveUserHistogram(models.Model):
+    """How many users were active on a day of a year, by the day of that year they were active before.
+
+    Counting the users active between two days of one year reads this table's rows of those
+    days instead of a row per user: a user active in the range is counted once, on their first
+    active day in it, the one whose previous active day comes before the range. Days are numbered
+    ``month * 100 + day of month`` (1105 for 5 November), in date order within a year; a
+    ``previous_day`` of 0 means none that year.
+
+    It counts the ``counted_MM`` days of every UserYearlyActivity row. The squash brings it up to
+    date (``reports.rollups``), so writers never touch it; until then, readers correct it with the
+    few rows not counted as they are.
+    """
+
+    year = models.IntegerField(help_text="Local year (settings.TIME_ZONE).")
+    day = models.IntegerField(help_text="month * 100 + day of month.")
+    previous_day = models.IntegerField(help_text="The users' previous active day that year, as day; 0 for none.")
+    user_count = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "active user histogram"
+        verbose_name_plural = "active user histogram"
+        constraints = [
+            models.UniqueConstraint(fields=["year", "day", "previous_day"], name="rollup_histogram_day_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.year}-{self.day}: {self.user_count} users active before on {self.previous_day}"

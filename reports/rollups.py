@@ -48,6 +48,7 @@ from ai_models.models import AIModel
 from chatbot.models import ChatMessage, ChatSession, OpenRouterRequestCost
 from reports.models import (
     MONTHS,
+    ActiveUserHistogram,
     ChatbotDailyUsage,
     ChatbotTotalUsage,
     ModelDailyUsage,
@@ -281,9 +282,11 @@ def _append(table: RollupTable, parts: list[str] | str) -> str:
 # --- The users' yearly activity (reports.models.UserYearlyActivity) ------------------------------
 
 ACTIVITY = UserYearlyActivity._meta.db_table
-# Every table this module keeps: the summed rollups and the yearly activity.
-ROLLUP_TABLE_NAMES = (*(table.name for table in ROLLUP_TABLES), ACTIVITY)
+HISTOGRAM = ActiveUserHistogram._meta.db_table
+# Every table this module keeps: the summed rollups, the yearly activity and its histogram.
+ROLLUP_TABLE_NAMES = (*(table.name for table in ROLLUP_TABLES), ACTIVITY, HISTOGRAM)
 DAYS = tuple(f"days_{month:02}" for month in MONTHS)
+COUNTED = tuple(f"counted_{month:02}" for month in MONTHS)
 # A request's move to another user or day changes its activity; other columns do not.
 ACTIVITY_COLUMNS = ("id", "user_id", "created_at")
 
@@ -329,6 +332,7 @@ def _activity_marked(vendor: str, src: str, guard: str = "true") -> str:
     if vendor == "sqlite":
         # SQLite serialises writers: an upsert that writes only a missing bit is enough.
         merged = ", ".join(f"{column} = {ACTIVITY}.{column} | excluded.{column}" for column in DAYS)
+        merged += ", is_counted = false"
         return (
             f"INSERT INTO {ACTIVITY} (user_id, year, {columns}, is_exact) "
             f"SELECT user_id, year, {columns}, 1 FROM ({_activity_marks(vendor, src)}) marks WHERE {guard} "
@@ -337,8 +341,9 @@ def _activity_marked(vendor: str, src: str, guard: str = "true") -> str:
     # An existing row is written (and locked) only when a bit is missing: once per user and day,
     # so concurrent writers of one user rarely meet. A row another writer is inserting at the
     # same moment is caught by ON CONFLICT, which waits for that writer and adds the bits.
-    updated = ", ".join(f"{column} = a.{column} | m.{column}" for column in DAYS)
-    merged = ", ".join(f"{column} = a.{column} | EXCLUDED.{column}" for column in DAYS)
+    # A row whose days change is no longer counted as it is by the histogram: the squash counts it again.
+    updated = ", ".join(f"{column} = a.{column} | m.{column}" for column in DAYS) + ", is_counted = false"
+    merged = ", ".join(f"{column} = a.{column} | EXCLUDED.{column}" for column in DAYS) + ", is_counted = false"
     return (
         f"WITH marks AS ({_activity_marks(vendor, src)}), "
         f"updated AS (UPDATE {ACTIVITY} a SET {updated} FROM marks m "
@@ -685,6 +690,8 @@ class SquashResult:
     rows_written: dict[str, int]
     # Yearly activity rows left inexact by deletions, recomputed (see rollups_squash).
     activity_rows_made_exact: int = 0
+    # Yearly activity rows whose days changed, counted anew into the active-user histogram.
+    activity_rows_counted: int = 0
 
     @property
     def total_merged(self) -> int:
@@ -757,6 +764,8 @@ def rollups_squash(*, using: str = DEFAULT_DB_ALIAS, batch_keys: int = SQUASH_BA
     rollup, as ``rollups_rebuild`` does: the active-user counts read such rows' users from the
     days' sums, which is exact but slower the more there are. The recomputation holds the rollup
     tables against writers until it commits, which takes only as long as those few rows do.
+    Last, count the activity rows whose days changed into the active-user histogram (the users
+    who made their first request of a day since the last squash), locking only those rows.
     """
     connection = connections[using]
     _check_vendor(connection)
@@ -788,7 +797,16 @@ def rollups_squash(*, using: str = DEFAULT_DB_ALIAS, batch_keys: int = SQUASH_BA
     if _activity_inexact(connection):
         with _rebuild_transaction(connection, lock_raw_tables=False):
             made_exact = _activity_tidy(connection)
-    return SquashResult(rows_merged=merged, rows_written=written, activity_rows_made_exact=made_exact)
+    if connection.vendor == "sqlite":
+        with _sqlite_write_transaction(connection):
+            counted = _activity_count(connection)
+    else:
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PG_SQUASH_LOCK])
+            counted = _activity_count(connection)
+    return SquashResult(
+        rows_merged=merged, rows_written=written, activity_rows_made_exact=made_exact, activity_rows_counted=counted
+    )
 
 
 # --- Rebuild ------------------------------------------------------------------------------------
@@ -990,18 +1008,136 @@ def _activity_tidy(connection: BaseDatabaseWrapper) -> int:
         f"FROM {USER_TABLE.name} d WHERE d.user_id = a.user_id AND d.day >= {year_start} "
         f"AND d.day < {next_year_start} GROUP BY d.day HAVING SUM(d.request_count) > 0) active"
     )
+    # Their days change, so the histogram counts them again (``_activity_count``), which also
+    # deletes the rows left with no day.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {ACTIVITY} AS a SET ({', '.join(DAYS)}) = ({recomputed}), is_exact = true WHERE NOT a.is_exact"
+            f"UPDATE {ACTIVITY} AS a SET ({', '.join(DAYS)}) = ({recomputed}), is_exact = true, is_counted = false "
+            "WHERE NOT a.is_exact"
         )
-        tidied = cursor.rowcount
-        cursor.execute(f"DELETE FROM {ACTIVITY} WHERE {' AND '.join(f'{column} = 0' for column in DAYS)}")
-    return tidied
+        return cursor.rowcount
+
+
+# --- The histogram of active users (reports.models.ActiveUserHistogram) ---------------------------
+
+# The days of a month, to turn its bits into days.
+_NUMBERS = f"numbers (n) AS (VALUES {', '.join(f'({day})' for day in range(1, 32))})"
+
+
+def _histogram_pairs(source: str, columns: tuple[str, ...], users: str) -> str:
+    """Return a SELECT of (year, day, previous_day, users): one row per day set in ``columns`` of each ``source`` row.
+
+    Days are numbered as in ActiveUserHistogram (month * 100 + day of month); a row's first day
+    has 0 as its previous one. Needs the ``numbers`` of ``_NUMBERS`` in its WITH.
+    """
+    days = " UNION ALL ".join(
+        f"SELECT s.user_id, s.year, {month * 100} + n.n AS day FROM {source} s, numbers n "
+        f"WHERE s.{column} <> 0 AND ((s.{column} >> (n.n - 1)) & 1) = 1"
+        for month, column in zip(MONTHS, columns, strict=True)
+    )
+    return (
+        f"SELECT year, day, LAG(day, 1, 0) OVER (PARTITION BY user_id, year ORDER BY day) AS previous_day, "
+        f"{users} AS users FROM ({days}) days"
+    )
+
+
+def _histogram_delta(source: str) -> str:
+    """Return a SELECT of what counting the ``source`` rows' days instead of their counted ones adds per key."""
+    return (
+        f"SELECT year, day, previous_day, SUM(users) AS users FROM ("
+        f"{_histogram_pairs(source, DAYS, '1')} UNION ALL {_histogram_pairs(source, COUNTED, '-1')}) pairs "
+        f"GROUP BY year, day, previous_day HAVING SUM(users) <> 0"
+    )
+
+
+def _activity_count(connection: BaseDatabaseWrapper) -> int:
+    """Count the exact activity rows not counted as they are into the histogram; return how many.
+
+    The caller holds the squash's lock (PostgreSQL) or the write lock (SQLite). On PostgreSQL
+    the rows are locked as they are read, in the one statement that counts them and marks them
+    counted, so a writer setting a bit meanwhile waits, and leaves its row uncounted again. A row
+    a writer holds is skipped, not waited for (the next squash counts it): a squash waiting on an
+    import that waits on the squash would be a deadlock.
+    """
+    uncounted = (
+        f"SELECT id, user_id, year, {', '.join(DAYS + COUNTED)} FROM {ACTIVITY} WHERE NOT is_counted AND is_exact"
+    )
+    upsert = (
+        f"INSERT INTO {HISTOGRAM} AS h (year, day, previous_day, user_count) "
+        f"SELECT year, day, previous_day, users FROM delta WHERE true "
+        f"ON CONFLICT (year, day, previous_day) DO UPDATE SET user_count = h.user_count + excluded.user_count"
+    )
+    marked = ", ".join(f"{counted} = {days}" for counted, days in zip(COUNTED, DAYS, strict=True))
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH {_NUMBERS}, uncounted AS MATERIALIZED ({uncounted} FOR UPDATE SKIP LOCKED), "
+                f"delta AS ({_histogram_delta('uncounted')}), merged AS ({upsert} RETURNING 1), "
+                f"marked AS (UPDATE {ACTIVITY} a SET "
+                f"{', '.join(f'{counted} = u.{days}' for counted, days in zip(COUNTED, DAYS, strict=True))}, "
+                f"is_counted = true FROM uncounted u WHERE a.id = u.id RETURNING 1) "
+                f"SELECT (SELECT COUNT(*) FROM marked), (SELECT COUNT(*) FROM merged)"
+            )
+            counted = cursor.fetchone()[0]
+        else:
+            cursor.execute(
+                f"WITH {_NUMBERS}, uncounted AS ({uncounted}), delta AS ({_histogram_delta('uncounted')}) {upsert}"
+            )
+            cursor.execute(f"UPDATE {ACTIVITY} SET {marked}, is_counted = true WHERE NOT is_counted AND is_exact")
+            counted = cursor.rowcount
+        cursor.execute(f"DELETE FROM {HISTOGRAM} WHERE user_count = 0")
+        # A row left with no day (its requests deleted) is counted with none: nothing to keep.
+        no_day = " AND ".join(f"{column} = 0" for column in DAYS)
+        cursor.execute(f"DELETE FROM {ACTIVITY} WHERE is_exact AND is_counted AND {no_day}")
+    return counted
+
+
+def _histogram_differences(connection: BaseDatabaseWrapper) -> TableDifference:
+    """Compare the histogram with the activity rows' counted days: keys missing, wrong or superfluous."""
+    sql = f"""
+        WITH {_NUMBERS}, expected AS (
+            SELECT year, day, previous_day, SUM(users) AS users
+            FROM ({_histogram_pairs(ACTIVITY, COUNTED, "1")}) pairs GROUP BY year, day, previous_day
+        ), both_sides AS (
+            SELECT year, day, previous_day, users AS e_users, 0 AS s_users, 1 AS in_e, 0 AS in_s FROM expected
+            UNION ALL
+            SELECT year, day, previous_day, 0, user_count, 0, 1 FROM {HISTOGRAM} WHERE user_count <> 0
+        )
+        SELECT CASE WHEN SUM(in_s) = 0 THEN 'added' WHEN SUM(in_e) = 0 THEN 'removed' ELSE 'changed' END AS kind,
+            year, day, previous_day, CAST(SUM(e_users) AS BIGINT), CAST(SUM(s_users) AS BIGINT)
+        FROM both_sides GROUP BY year, day, previous_day
+        HAVING SUM(in_e) = 0 OR SUM(in_s) = 0 OR SUM(e_users) <> SUM(s_users)
+        ORDER BY kind, year, day, previous_day
+    """
+    counts = {"added": 0, "changed": 0, "removed": 0}
+    samples = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        for kind, year, day, previous_day, expected, stored in cursor.fetchall():
+            counts[kind] += 1
+            if counts[kind] <= SAMPLE_SIZE:
+                samples.append(
+                    (
+                        kind,
+                        (year, day, previous_day),
+                        None if kind == "removed" else (expected,),
+                        None if kind == "added" else (stored,),
+                    )
+                )
+    return TableDifference(samples=tuple(samples), **counts)
+
+
+def _histogram_replace(connection: BaseDatabaseWrapper) -> None:
+    """Count every exact activity row afresh."""
+    zeros = ", ".join(f"{column} = 0" for column in COUNTED)
+    _execute(connection, [f"DELETE FROM {HISTOGRAM}", f"UPDATE {ACTIVITY} SET {zeros}, is_counted = false"])
+    _activity_count(connection)
 
 
 def _all_differences(connection: BaseDatabaseWrapper) -> dict[str, TableDifference]:
     differences = {table.name: _differences(connection, table) for table in ROLLUP_TABLES}
     differences[ACTIVITY] = _activity_differences(connection)
+    differences[HISTOGRAM] = _histogram_differences(connection)
     return differences
 
 
@@ -1051,8 +1187,10 @@ def rollups_rebuild(*, using: str = DEFAULT_DB_ALIAS, force: bool = False) -> Re
             for table in ROLLUP_TABLES:
                 _replace(connection, table)
             _activity_replace(connection)
+            _histogram_replace(connection)
         else:
             made_exact = _activity_tidy(connection)
+            _activity_count(connection)
     return RebuildResult(
         time_zone=time_zone,
         previous_time_zone=previous_time_zone,

@@ -29,6 +29,7 @@ from django.utils import timezone
 from ai_models.models import AIModel
 from chatbot.models import Chatbot
 from reports.models import (
+    ActiveUserHistogram,
     ChatbotDailyUsage,
     ChatbotTotalUsage,
     ModelDailyUsage,
@@ -384,7 +385,65 @@ def _month_masks(*, since: date, until: date) -> list[tuple[date, int]]:
     return masks
 
 
+def _histogram_day(day: date) -> int:
+    """Return a day as ActiveUserHistogram numbers it."""
+    return day.month * 100 + day.day
+
+
 def _active_users_between(*, ranges: list[tuple[date, date]]) -> list[int]:
+    """Return how many users made requests between each pair of days, in one query."""
+    if not ranges:
+        return []
+    if all(since.year == until.year for since, until in ranges):
+        return _active_users_within_years(ranges=ranges)
+    return _active_users_across_years(ranges=ranges)
+
+
+def _active_users_within_years(*, ranges: list[tuple[date, date]]) -> list[int]:
+    """Return how many users made requests between each pair of days of one year, from the active-user histogram.
+
+    The histogram counts each user active in a range once, on their first active day in it (see
+    ActiveUserHistogram), as of the days it counts for each yearly activity row. The rows it does
+    not count as they are (days set since the last squash, or inexact) are few: their counted
+    days are taken out, and their current days counted instead; an inexact row's user is checked
+    against the per-user-per-day sums, as in ``_active_users_across_years``.
+    """
+    activity, daily, histogram = (
+        UserYearlyActivity._meta.db_table,
+        UserDailyUsage._meta.db_table,
+        ActiveUserHistogram._meta.db_table,
+    )
+    counts, parameters = [], []
+    for since, until in ranges:
+        year, first, last = since.year, _histogram_day(since), _histogram_day(until)
+        masks = _month_masks(since=since, until=until)
+        # Bits are compared with literal masks: they are integers the code computed.
+        days_hit, counted_hit = (
+            " OR ".join(f"({prefix}_{month.month:02} & {mask}) <> 0" for month, mask in masks)
+            for prefix in ("days", "counted")
+        )
+        counts.append(
+            f"(SELECT CAST(COALESCE(SUM(user_count), 0) AS BIGINT) FROM {histogram} "
+            f"WHERE year = {year} AND day >= {first} AND day <= {last} AND previous_day < {first})"
+        )
+        # The same condition as the partial index on the rows not counted as they are.
+        counts.append(
+            f"(SELECT COUNT(*) FILTER (WHERE is_exact AND ({days_hit})) - COUNT(*) FILTER (WHERE {counted_hit}) "
+            f"FROM {activity} WHERE year = {year} AND (NOT is_counted OR NOT is_exact))"
+        )
+        counts.append(
+            f"(SELECT COUNT(*) FROM (SELECT user_id FROM {daily} WHERE day >= %s AND day <= %s "
+            f"AND user_id IN (SELECT user_id FROM {activity} WHERE NOT is_exact AND year = {year}) "
+            f"GROUP BY user_id HAVING SUM(request_count) > 0) checked)"
+        )
+        parameters += [since, until]
+    with connections[UserYearlyActivity.objects.db].cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(counts)}", parameters)
+        row = cursor.fetchone()
+    return [sum(row[index : index + 3]) for index in range(0, len(row), 3)]
+
+
+def _active_users_across_years(*, ranges: list[tuple[date, date]]) -> list[int]:
     """Return how many users made requests between each pair of days, from their yearly activity, in one query.
 
     The users are split in two: those with an inexact row (requests deleted since the last

@@ -23,7 +23,14 @@ from core.factories import (
     UserFactory,
 )
 from reports import raw_selectors, selectors
-from reports.models import ChatbotDailyUsage, ModelDailyUsage, UserDailyUsage, UserTotalUsage, UserYearlyActivity
+from reports.models import (
+    ActiveUserHistogram,
+    ChatbotDailyUsage,
+    ModelDailyUsage,
+    UserDailyUsage,
+    UserTotalUsage,
+    UserYearlyActivity,
+)
 from reports.periods import ALL_TIME, Period
 from reports.raw_selectors import ChatbotEconomicsRow, ChatbotSessionsRow, UserCostRow, UserFreeUsageRow
 from reports.rollups import (
@@ -385,6 +392,8 @@ def test_squash_rollups_prints_what_it_merged():
         "reports_chatbottotalusage: merged 0 rows into 0",
         "reports_platformdailyusage: merged 2 rows into 1",
         "Merged 10 rows in total.",
+        # The user's first request of the day set a bit of the yearly activity.
+        "Counted 1 yearly activity rows anew into the active-user histogram.",
     ]
 
 
@@ -435,6 +444,7 @@ def test_rebuild_rollups_repairs_a_tampered_table_and_reports_each_difference():
         "reports_useryearlyactivity: repaired 0 missing, 1 wrong and 0 superfluous keys.",
         f"  changed ({user.pk}, 2026): expected (0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0), "
         "stored (0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+        "reports_activeuserhistogram: matches the yearly activity it counts.",
         "Rebuilt the rollups from the raw tables.",
     ]
     assert selectors.top_users_by_cost() == raw_selectors.top_users_by_cost()
@@ -617,7 +627,10 @@ def test_a_squash_recomputes_the_rows_deletions_left_inexact():
     call_command("squash_rollups", stdout=out)
 
     # ann keeps the 3rd only; bob, left without requests, loses his row.
-    assert out.getvalue().splitlines()[-1] == "Recomputed 2 yearly activity rows left inexact by deletions."
+    assert out.getvalue().splitlines()[-2:] == [
+        "Counted 2 yearly activity rows anew into the active-user histogram.",
+        "Recomputed 2 yearly activity rows left inexact by deletions.",
+    ]
     assert activity() == [("ann", 2026, {3: 0b100}, True)]
     assert active_users(date(2026, 3, 1), date(2026, 3, 2)) == 0
     assert active_users(date(2026, 3, 1), date(2026, 3, 3)) == 1
@@ -640,3 +653,68 @@ def test_a_cost_update_keeps_the_row_exact():
     OpenRouterRequestCost.objects.filter(pk=request.pk).update(cost_usd=Decimal("0.5"))
 
     assert [row[2:] for row in activity()] == [({3: 0b1}, True)]
+
+
+def histogram() -> list[tuple[int, int, int, int]]:
+    """Return the active-user histogram's rows: (year, day, previous day, users)."""
+    return sorted(ActiveUserHistogram.objects.values_list("year", "day", "previous_day", "user_count"))
+
+
+def test_the_histogram_counts_each_user_once_per_range_by_the_day_before_their_first_day_in_it():
+    ann, bob, model = UserFactory(username="ann"), UserFactory(username="bob"), AIModelFactory()
+    for user, days in ((ann, (1, 5, 31)), (bob, (3,))):
+        for day in days:
+            RequestCostFactory(user=user, ai_model=model, created_at=datetime(2026, 3, day, 12, tzinfo=UTC))
+    # Not counted before a squash: read from the rows themselves.
+    assert histogram() == []
+    assert active_users(date(2026, 3, 2), date(2026, 3, 5)) == 2
+
+    assert rollups_squash().activity_rows_counted == 2
+
+    # ann: 1 March (none before it that year), 5 March (after the 1st), 31 March (after the 5th); bob: 3 March.
+    assert histogram() == [(2026, 301, 0, 1), (2026, 303, 0, 1), (2026, 305, 301, 1), (2026, 331, 305, 1)]
+    # 2-5 March: ann on the 5th (her day before was the 1st) and bob on the 3rd; 4-30 March: ann only.
+    assert active_users(date(2026, 3, 2), date(2026, 3, 5)) == 2
+    assert active_users(date(2026, 3, 4), date(2026, 3, 30)) == 1
+    assert active_users(date(2026, 3, 6), date(2026, 3, 30)) == 0
+    assert active_users(date(2026, 1, 1), date(2026, 12, 31)) == 2
+    assert rollups_squash().activity_rows_counted == 0
+
+
+def test_readers_correct_the_histogram_with_the_days_set_and_deleted_since_the_squash():
+    ann, bob, model = UserFactory(username="ann"), UserFactory(username="bob"), AIModelFactory()
+    RequestCostFactory(user=ann, ai_model=model, created_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    fifth = RequestCostFactory(user=ann, ai_model=model, created_at=datetime(2026, 3, 5, 12, tzinfo=UTC))
+    RequestCostFactory(user=bob, ai_model=model, created_at=datetime(2026, 3, 3, 12, tzinfo=UTC))
+    rollups_squash()
+    counted = histogram()
+
+    # bob's new day is not counted yet, and ann's deleted one still is: both are corrected for.
+    RequestCostFactory(user=bob, ai_model=model, created_at=datetime(2026, 3, 4, 12, tzinfo=UTC))
+    fifth.delete()
+    assert histogram() == counted
+    assert active_users(date(2026, 3, 4), date(2026, 3, 5)) == 1
+    assert active_users(date(2026, 3, 2), date(2026, 3, 5)) == 1
+    assert active_users(date(2026, 3, 1), date(2026, 3, 5)) == 2
+
+    rollups_squash()
+
+    assert histogram() == [(2026, 301, 0, 1), (2026, 303, 0, 1), (2026, 304, 303, 1)]
+    assert active_users(date(2026, 3, 4), date(2026, 3, 5)) == 1
+    assert active_users(date(2026, 3, 2), date(2026, 3, 5)) == 1
+    assert rollups_rebuild().is_consistent
+
+
+def test_rebuild_rollups_repairs_a_tampered_histogram():
+    RequestCostFactory(user=UserFactory(), created_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    rollups_squash()
+    ActiveUserHistogram.objects.update(user_count=5)
+    ActiveUserHistogram.objects.create(year=2026, day=302, previous_day=301, user_count=1)
+    out = StringIO()
+
+    call_command("rebuild_rollups", stdout=out)
+
+    assert "reports_activeuserhistogram: repaired 0 missing, 1 wrong and 1 superfluous keys." in out.getvalue()
+    assert "  changed (2026, 301, 0): expected (1), stored (5)" in out.getvalue()
+    assert histogram() == [(2026, 301, 0, 1)]
+    assert rollups_rebuild().is_consistent

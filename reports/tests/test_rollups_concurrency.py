@@ -11,14 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from ai_models.models import AIModel
 from chatbot.models import ChatSession, OpenRouterRequestCost
 from chatbot.services import request_cost_record
 from core.factories import AIModelFactory, ChatbotFactory, ChatSessionFactory, UserFactory
 from reports import raw_selectors, selectors
-from reports.models import UserDailyUsage, UserYearlyActivity
+from reports.models import ActiveUserHistogram, UserDailyUsage, UserYearlyActivity
 from reports.periods import ALL_TIME, Period
 from reports.raw_selectors import UserCostRow
 from reports.rollups import rollups_rebuild, rollups_squash
@@ -233,3 +233,98 @@ def test_concurrent_first_requests_and_deletions_keep_the_monthly_activity_exact
         (0b11111111, True),
         (0b11111111, True),
     ]
+
+
+def test_squashes_beside_first_requests_count_every_users_days_into_the_histogram():
+    # Writers give each user a request on each of 8 days, in their own orders, while a squasher
+    # counts the rows whose days change into the active-user histogram, again and again.
+    users, model = UserFactory.create_batch(3), AIModelFactory()
+    days = [datetime(2026, 2, day, 12, tzinfo=UTC) for day in range(1, 9)]
+    start = threading.Barrier(WRITERS + 1)
+    writers_done = threading.Event()
+
+    def writer(number: int) -> Callable[[], None]:
+        def write() -> None:
+            start.wait()
+            for index, day in enumerate(days[number * 2 :] + days[: number * 2]):
+                for user in users:
+                    request_cost_record(
+                        user=user,
+                        ai_model=model,
+                        prompt_tokens=1,
+                        completion_tokens=0,
+                        cost_usd="0",
+                        generation_id=f"gen-{number}-{index}-{user.pk}",
+                        created_at=day,
+                    )
+
+        return write
+
+    def squasher() -> None:
+        start.wait()
+        while not writers_done.is_set():
+            rollups_squash()
+
+    def writers() -> None:
+        try:
+            run_threads([writer(number) for number in range(WRITERS)])
+        finally:
+            writers_done.set()
+
+    run_threads([writers, squasher])
+    rollups_squash()
+
+    assert not UserYearlyActivity.objects.filter(is_counted=False).exists()
+    for since, until in [(1, 1), (2, 5), (5, 8), (1, 8)]:
+        period = Period(since=date(2026, 2, since), until=date(2026, 2, until))
+        assert selectors.usage_headline(period=period).active_users == 3
+        assert selectors.usage_headline(period=period) == raw_selectors.usage_headline(period=period)
+    # Each user: 1 February with no day before it, then each next day after the one before.
+    expected = [(2026, 201, 0, 3)] + [(2026, 200 + day, 199 + day, 3) for day in range(2, 9)]
+    assert sorted(ActiveUserHistogram.objects.values_list("year", "day", "previous_day", "user_count")) == expected
+    assert rollups_rebuild().is_consistent
+
+
+def test_a_squash_skips_the_activity_row_a_writer_holds_and_the_next_one_counts_it():
+    user, model = UserFactory(), AIModelFactory()
+    written, squashed = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        # A transaction that sets the user's bit for 2 February and holds the row until the squash ran.
+        with transaction.atomic():
+            request_cost_record(
+                user=user,
+                ai_model=model,
+                prompt_tokens=1,
+                completion_tokens=0,
+                cost_usd="0",
+                created_at=datetime(2026, 2, 2, 12, tzinfo=UTC),
+            )
+            written.set()
+            assert squashed.wait(timeout=60), "the squash waited for the writer"
+
+    def squasher() -> None:
+        assert written.wait(timeout=60)
+        rollups_squash()
+        squashed.set()
+
+    request_cost_record(
+        user=user,
+        ai_model=model,
+        prompt_tokens=1,
+        completion_tokens=0,
+        cost_usd="0",
+        created_at=datetime(2026, 2, 1, 12, tzinfo=UTC),
+    )
+    run_threads([writer, squasher])
+
+    # Skipped: still not counted, and read from its days.
+    assert UserYearlyActivity.objects.get(user=user).is_counted is False
+    period = Period(since=date(2026, 2, 2), until=date(2026, 2, 2))
+    assert selectors.usage_headline(period=period).active_users == 1
+    assert rollups_squash().activity_rows_counted == 1
+    assert sorted(ActiveUserHistogram.objects.values_list("day", "previous_day", "user_count")) == [
+        (201, 0, 1),
+        (202, 201, 1),
+    ]
+    assert selectors.usage_headline(period=period) == raw_selectors.usage_headline(period=period)

@@ -26,6 +26,10 @@ class Command(BaseCommand):
         for table, merged in result.rows_merged.items():
             self.stdout.write(f"{table}: merged {merged:,} rows into {result.rows_written[table]:,}")
         self.stdout.write(f"Merged {result.total_merged:,} rows in total.")
+        if result.activity_rows_counted:
+            self.stdout.write(
+                f"Counted {result.activity_rows_counted:,} yearly activity rows anew into the active-user histogram."
+            )
         if result.activity_rows_made_exact:
             self.stdout.write(
                 f"Recomputed {result.activity_rows_made_exact:,} yearly activity rows left inexact by deletions."
