@@ -332,6 +332,8 @@ class ActiveUserHistogram(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["year", "day", "previous_day"], name="rollup_histogram_day_uniq"),
         ]
+        # The rows the squash just emptied, which it deletes: without a scan of the whole table.
+        indexes = [models.Index(fields=["year"], condition=Q(user_count=0), name="rollup_histogram_empty_idx")]
 
     def __str__(self) -> str:
         return f"{self.year}-{self.day}: {self.user_count} users active before on {self.previous_day}"

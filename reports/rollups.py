@@ -1067,28 +1067,35 @@ def _activity_count(connection: BaseDatabaseWrapper) -> int:
         f"SELECT year, day, previous_day, users FROM delta WHERE true "
         f"ON CONFLICT (year, day, previous_day) DO UPDATE SET user_count = h.user_count + excluded.user_count"
     )
-    marked = ", ".join(f"{counted} = {days}" for counted, days in zip(COUNTED, DAYS, strict=True))
+
+    def no_day(row: str) -> str:
+        # A row left with no day (its requests deleted, then recomputed) is deleted, not marked.
+        return " AND ".join(f"{row}{column} = 0" for column in DAYS)
+
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            marked = ", ".join(f"{target} = u.{source}" for target, source in zip(COUNTED, DAYS, strict=True))
             cursor.execute(
                 f"WITH {_NUMBERS}, uncounted AS MATERIALIZED ({uncounted} FOR UPDATE SKIP LOCKED), "
                 f"delta AS ({_histogram_delta('uncounted')}), merged AS ({upsert} RETURNING 1), "
-                f"marked AS (UPDATE {ACTIVITY} a SET "
-                f"{', '.join(f'{counted} = u.{days}' for counted, days in zip(COUNTED, DAYS, strict=True))}, "
-                f"is_counted = true FROM uncounted u WHERE a.id = u.id RETURNING 1) "
-                f"SELECT (SELECT COUNT(*) FROM marked), (SELECT COUNT(*) FROM merged)"
+                f"marked AS (UPDATE {ACTIVITY} a SET {marked}, is_counted = true FROM uncounted u "
+                f"WHERE a.id = u.id AND NOT ({no_day('u.')}) RETURNING 1), "
+                f"emptied AS (DELETE FROM {ACTIVITY} a USING uncounted u "
+                f"WHERE a.id = u.id AND {no_day('u.')} RETURNING 1) "
+                f"SELECT (SELECT COUNT(*) FROM marked) + (SELECT COUNT(*) FROM emptied), (SELECT COUNT(*) FROM merged)"
             )
             counted = cursor.fetchone()[0]
         else:
             cursor.execute(
                 f"WITH {_NUMBERS}, uncounted AS ({uncounted}), delta AS ({_histogram_delta('uncounted')}) {upsert}"
             )
-            cursor.execute(f"UPDATE {ACTIVITY} SET {marked}, is_counted = true WHERE NOT is_counted AND is_exact")
+            cursor.execute(f"DELETE FROM {ACTIVITY} WHERE NOT is_counted AND is_exact AND {no_day('')}")
             counted = cursor.rowcount
+            marked = ", ".join(f"{target} = {source}" for target, source in zip(COUNTED, DAYS, strict=True))
+            cursor.execute(f"UPDATE {ACTIVITY} SET {marked}, is_counted = true WHERE NOT is_counted AND is_exact")
+            counted += cursor.rowcount
+        # Read through the partial index on them: the histogram keeps a row per day and earlier day.
         cursor.execute(f"DELETE FROM {HISTOGRAM} WHERE user_count = 0")
-        # A row left with no day (its requests deleted) is counted with none: nothing to keep.
-        no_day = " AND ".join(f"{column} = 0" for column in DAYS)
-        cursor.execute(f"DELETE FROM {ACTIVITY} WHERE is_exact AND is_counted AND {no_day}")
     return counted
 
 
