@@ -2,6 +2,7 @@
 
 import json
 from functools import cached_property
+from typing import Any
 
 from django.core.paginator import Paginator
 from django.db import connections
@@ -22,8 +23,15 @@ class EstimatedCountPaginator(Paginator):
 
     exact_count_limit = 10_000
 
+    def __init__(self, *args: Any, known_count: int | None = None, **kwargs: Any) -> None:
+        # The exact count when the caller has it from elsewhere (e.g. a rollup table): nothing is counted.
+        super().__init__(*args, **kwargs)
+        self.known_count = known_count
+
     @cached_property
     def count(self) -> int:
+        if self.known_count is not None:
+            return self.known_count
         queryset = self.object_list
         if not hasattr(queryset, "query") or connections[queryset.db].vendor != "postgresql":
             return super().count

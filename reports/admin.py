@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.views.main import IS_POPUP_VAR, ChangeList
+from django.contrib.admin.views.main import IS_POPUP_VAR, ORDER_VAR, PAGE_VAR, ChangeList
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -125,6 +125,21 @@ class PeriodChangeList(ChangeList):
         if field and period is not None and not period.is_all_time:
             queryset = queryset.filter(period.q(field))
         return queryset
+
+
+# Query parameters of a change list that neither filter nor search it: its ordering and page.
+_UNFILTERING_PARAMS = {ORDER_VAR, PAGE_VAR, *PERIOD_PARAMS}
+
+
+def period_only_selection(*, request: HttpRequest) -> Period | None:
+    """Return the period a change list request selects when nothing else filters the list, else None.
+
+    None too for an unusable period (the list is then not filtered at all) and for any other
+    parameter: a search, a filter, "show all", a popup, or one the change list will reject.
+    """
+    if set(request.GET) - _UNFILTERING_PARAMS:
+        return None
+    return period_selection_from_request(request=request).period
 
 
 def _is_rendered_change_list(request: HttpRequest, response: HttpResponse) -> bool:

@@ -367,6 +367,15 @@ def _usage_headlines(*, periods: list[Period]) -> list[UsageHeadline]:
     return headlines
 
 
+def request_count(*, period: Period = ALL_TIME) -> int:
+    """Return how many requests were made in the period, from the platform's two rows a day.
+
+    Exact, like COUNT(*) over the period's requests, in a few rows. Not routed to the reports
+    database: the request list counts with it, and reads the primary.
+    """
+    return PlatformDailyUsage.objects.filter(_days(period)).aggregate(requests=_count("request_count"))["requests"] or 0
+
+
 @reads_reports_database
 def usage_headline(*, period: Period = ALL_TIME) -> UsageHeadline:
     """Return the period's total cost, requests, tokens, active users and free requests."""
@@ -600,6 +609,7 @@ __all__ = [
     "chatbot_unit_economics",
     "daily_usage",
     "first_request_date",
+    "request_count",
     "top_chatbots_by_sessions",
     "top_free_models",
     "top_models_by_usage",

@@ -2,6 +2,7 @@
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from chatbot.models import OpenRouterRequestCost
 from core.factories import RequestCostFactory
@@ -38,3 +39,13 @@ def test_the_count_stops_at_the_limit_on_every_database(monkeypatch):
     RequestCostFactory.create_batch(4)
     monkeypatch.setattr(EstimatedCountPaginator, "exact_count_limit", 4)
     assert EstimatedCountPaginator(OpenRouterRequestCost.objects.order_by("-id"), per_page=2).count == 4
+
+
+def test_a_known_count_is_taken_as_it_is_without_a_query():
+    RequestCostFactory.create_batch(3)
+    paginator = EstimatedCountPaginator(OpenRouterRequestCost.objects.order_by("-id"), per_page=2, known_count=3)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert (paginator.count, paginator.num_pages) == (3, 2)
+
+    assert queries.captured_queries == []

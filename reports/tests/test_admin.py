@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from html import unescape
 
@@ -23,6 +24,7 @@ from core.factories import (
     RequestCostFactory,
     UserFactory,
 )
+from core.paginators import EstimatedCountPaginator
 from reports.raw_selectors import UserCostRow
 from reports.registry import REPORTS
 from reports.templatetags import report_format
@@ -600,3 +602,32 @@ def test_report_rows_rank_each_row_and_render_its_cells_escaped(settings):
     # The view-link icon follows STATIC_URL, though its URL is kept between calls.
     assert '<img src="/assets/admin/img/icon-viewlink.svg"' in first
     assert [_text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", second)] == ["2", "zed", "0.250000", "40", "1"]
+
+
+def _request_list_counts(client, **params) -> tuple[int, list[str]]:
+    """Return the request list's "N results" and the COUNT queries it ran over the request table."""
+    table = OpenRouterRequestCost._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(REQUEST_COSTS_URL, params)
+    assert response.status_code == 200
+    counted = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"] and f'FROM "{table}"' in q["sql"]]
+    return response.context["cl"].result_count, counted
+
+
+def test_the_request_list_and_a_period_of_it_are_counted_from_the_rollups(admin_client, monkeypatch):
+    # Past the exact count's limit, the list itself would be estimated (PostgreSQL) or counted.
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_count_limit", 2)
+    user = UserFactory()
+    for day in (1, 2, 2, 3):
+        RequestCostFactory(user=user, created_at=datetime(2026, 3, day, 12, tzinfo=UTC))
+
+    assert _request_list_counts(admin_client) == (4, [])
+    assert _request_list_counts(admin_client, **{"from": "2026-03-02", "to": "2026-03-03", "o": "1", "p": "1"}) == (
+        3,
+        [],
+    )
+    # A filter or a search counts the list itself.
+    count, counted = _request_list_counts(admin_client, **{"from": "2026-03-02", "to": "2026-03-02", "q": "x"})
+    assert (count, len(counted)) == (0, 1)
+    count, counted = _request_list_counts(admin_client, user__id__exact=str(user.pk))
+    assert count >= 3 and len(counted) == 1
