@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Measuring {database.label}: {scale.get('rows', 0):,} requests, data {dataset.get('first_day')} to "
         f"{dataset.get('end')}; load average {load_before[0]:.2f} on {os.cpu_count()} CPUs"
     )
+    speed_before = measure.machine_speed()
+    print(f"Machine speed: {measure.machine_speed_text(speed_before)}")
     results = measure.measure(options=options)
     write_options = WriteOptions(
         seconds=args.write_seconds,
@@ -222,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         vendor=database.vendor, results=results, ratio_rows=ratio_rows, writes=write_results, baseline_rows=compared
     )
     load_after = os.getloadavg()
+    speed_after = measure.machine_speed()
 
     print()
     print(measure.results_table(results))
@@ -233,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Against {args.baseline} (p50 now / p50 then; the scale target is at most 1.5x):")
         for row in compared:
             print(f"  {row['page']:<16} {row['period']:<13} {row['over_baseline']:.2f}x")
+        speed_then = (baseline.get("machine") or {}).get("speed_before")
+        if speed_then:
+            print(
+                "  The machine, this run's start over the baseline's: "
+                f"fixed Python loop {speed_before['python_ms'] / speed_then['python_ms']:.2f}x, "
+                f"fixed query {speed_before['sql_ms'] / speed_then['sql_ms']:.2f}x"
+            )
     if write_results:
         print()
         print(f"Writes, after the reads (the {cleanup['rows_deleted']:,} rows written were deleted again):")
@@ -255,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     if flagged:
         print(f"Flagged ({len(flagged)}): a non-200 page or an error; its timing is not of the page it names.")
     print(f"Load average {load_before[0]:.2f} before, {load_after[0]:.2f} after.")
+    before, after = measure.machine_speed_text(speed_before), measure.machine_speed_text(speed_after)
+    print(f"Machine speed before: {before}; after: {after}.")
 
     finished_at = datetime.now(UTC)
     output = args.output or RESULTS_DIR / f"{started_at:%Y-%m-%dT%H-%M-%SZ}.json"
@@ -269,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "load_average_before": load_before,
             "load_average_after": load_after,
+            "speed_before": speed_before,
+            "speed_after": speed_after,
             "python": platform.python_version(),
             "django": django.get_version(),
             "platform": platform.platform(),

@@ -340,6 +340,45 @@ def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Se
     return results
 
 
+# A fixed amount of work in Python and in the database, timed at the start and the end of a run: the
+# machine's speed drifts (twice as slow from one hour to the next was seen), and these tell a page
+# that got slower from a machine that did. The query is portable SQL (a recursive count).
+SPEED_LOOP = 300_000
+SPEED_QUERY = (
+    "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 100000) "
+    "SELECT COUNT(*) FROM numbers"
+)
+SPEED_REPEAT = 9
+
+
+def machine_speed() -> dict[str, float]:
+    """Return the p50 ms of a fixed Python loop and of a fixed query on the benchmark's database."""
+    from django.db import connection
+
+    def loop() -> int:
+        return sum(number * number % 7 for number in range(SPEED_LOOP))
+
+    def query() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(SPEED_QUERY)
+            return cursor.fetchone()[0]
+
+    speeds = {}
+    for name, work in (("python_ms", loop), ("sql_ms", query)):
+        samples = []
+        for _ in range(SPEED_REPEAT):
+            started = time.perf_counter()
+            work()
+            samples.append((time.perf_counter() - started) * 1000)
+        speeds[name] = _round(percentile(samples, 50))
+    return speeds
+
+
+def machine_speed_text(speed: dict[str, float]) -> str:
+    """Return a run's machine speed as one line."""
+    return f"fixed Python loop {speed['python_ms']:.1f} ms, fixed query {speed['sql_ms']:.1f} ms"
+
+
 def page_report_keys() -> dict[str, tuple[str, ...]]:
     """Return, per page of PAGES, the reports it draws (the dashboard draws them all)."""
     from django.apps import apps

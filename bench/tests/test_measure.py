@@ -122,3 +122,20 @@ def test_a_page_slower_at_scale_than_its_baseline_allows_misses_the_flat_with_sc
     assert all(
         check["met"] for check in targets_check(vendor="sqlite", results=results, ratio_rows=[], baseline_rows=compared)
     )
+
+
+@pytest.mark.django_db
+def test_the_machine_speed_times_its_fixed_work_on_the_database():
+    from django.db import connection
+
+    from bench.measure import SPEED_QUERY, machine_speed, machine_speed_text
+
+    with connection.cursor() as cursor:
+        cursor.execute(SPEED_QUERY)
+        # The query's work is fixed: it counts to 100,000 on either database.
+        assert cursor.fetchone()[0] == 100_000
+    speed = machine_speed()
+
+    assert set(speed) == {"python_ms", "sql_ms"}
+    assert all(value > 0 for value in speed.values())
+    assert machine_speed_text({"python_ms": 52.04, "sql_ms": 7.0}) == "fixed Python loop 52.0 ms, fixed query 7.0 ms"
