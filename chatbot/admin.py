@@ -1,14 +1,12 @@
 """Admin for chatbots, their sessions and messages, and the cost of every request."""
 
 from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest
 
 from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
 from core.admin import QuickActionCheckboxMixin
 from core.paginators import EstimatedCountPaginator
 from reports import selectors
-from reports.admin import PeriodAdminMixin, ReportsAdminMixin, SelectedRelatedFilter, period_only_selection
+from reports.admin import PeriodAdminMixin, ReportsAdminMixin, SelectedRelatedFilter
 from reports.templatetags.report_format import money_html
 
 
@@ -40,6 +38,7 @@ class ChatSessionAdmin(PeriodAdminMixin, admin.ModelAdmin):
     inlines = (ChatMessageInline,)
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+    period_count = staticmethod(selectors.session_count)
 
 
 @admin.register(ChatMessage)
@@ -93,25 +92,7 @@ class OpenRouterRequestCostAdmin(ReportsAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("user", "session", "ai_model")
     show_full_result_count = False
     paginator = EstimatedCountPaginator
-
-    def get_paginator(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet,
-        per_page: int,
-        orphans: int = 0,
-        allow_empty_first_page: bool = True,
-    ) -> EstimatedCountPaginator:
-        # The whole list, or a period of it, is counted exactly from the platform's daily rollup
-        # rows; a search or a filter counts the list itself (estimated past 10,000 rows).
-        period = period_only_selection(request=request)
-        return self.paginator(
-            queryset,
-            per_page,
-            orphans,
-            allow_empty_first_page,
-            known_count=None if period is None else selectors.request_count(period=period),
-        )
+    period_count = staticmethod(selectors.request_count)
 
     @admin.display(description="Cost (USD)", ordering="cost_usd")
     def cost(self, request_cost: OpenRouterRequestCost) -> str:

@@ -1,11 +1,14 @@
 """Show the usage reports, for a chosen period, above the admin's standard change lists."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import IS_POPUP_VAR, ORDER_VAR, PAGE_VAR, ChangeList
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -160,10 +163,28 @@ class PeriodAdminMixin(QuickActionCheckboxMixin):
     """
 
     period_list_field: str | None = None
+    # The exact size of the list over a period, from the rollups (a selector taking ``period``),
+    # for a paginator that takes ``known_count``: used when nothing but the period filters the list.
+    period_count: Callable[..., int] | None = None
     change_list_template = "admin/reports/change_list.html"
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return PeriodChangeList
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> Paginator:
+        period = period_only_selection(request=request) if self.period_count else None
+        if period is None:
+            return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        return self.paginator(
+            queryset, per_page, orphans, allow_empty_first_page, known_count=self.period_count(period=period)
+        )
 
     def usage_context(self, request: HttpRequest, selection: PeriodSelection) -> dict[str, Any]:
         """Return the reports to show above the list; none here."""

@@ -376,6 +376,15 @@ def request_count(*, period: Period = ALL_TIME) -> int:
     return PlatformDailyUsage.objects.filter(_days(period)).aggregate(requests=_count("request_count"))["requests"] or 0
 
 
+def session_count(*, period: Period = ALL_TIME) -> int:
+    """Return how many chat sessions were started in the period, from the chatbots' rollup rows.
+
+    Exact, like COUNT(*) over the period's sessions; read from the primary, as ``request_count``.
+    """
+    rows = _rows(period=period, daily=ChatbotDailyUsage, total=ChatbotTotalUsage)
+    return rows.aggregate(sessions=_count("session_count"))["sessions"] or 0
+
+
 @reads_reports_database
 def usage_headline(*, period: Period = ALL_TIME) -> UsageHeadline:
     """Return the period's total cost, requests, tokens, active users and free requests."""
@@ -610,6 +619,7 @@ __all__ = [
     "daily_usage",
     "first_request_date",
     "request_count",
+    "session_count",
     "top_chatbots_by_sessions",
     "top_free_models",
     "top_models_by_usage",

@@ -631,3 +631,24 @@ def test_the_request_list_and_a_period_of_it_are_counted_from_the_rollups(admin_
     assert (count, len(counted)) == (0, 1)
     count, counted = _request_list_counts(admin_client, user__id__exact=str(user.pk))
     assert count >= 3 and len(counted) == 1
+
+
+def test_the_session_list_and_a_period_of_it_are_counted_from_the_rollups(admin_client, monkeypatch):
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_count_limit", 1)
+    helpdesk = ChatbotFactory()
+    for day in (1, 2, 3):
+        ChatSessionFactory(chatbot=helpdesk, created_at=datetime(2026, 3, day, 12, tzinfo=UTC))
+    url, table = "/admin/chatbot/chatsession/", ChatSession._meta.db_table
+
+    def counts(**params) -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as queries:
+            response = admin_client.get(url, params)
+        assert response.status_code == 200
+        counted = [q for q in queries.captured_queries if "COUNT(" in q["sql"] and f'FROM "{table}"' in q["sql"]]
+        return response.context["cl"].result_count, len(counted)
+
+    assert counts() == (3, 0)
+    assert counts(**{"from": "2026-03-02", "to": "2026-03-31"}) == (2, 0)
+    # The chatbot's filter counts the list itself.
+    count, counted = counts(**{"chatbot__id__exact": str(helpdesk.pk), "from": "2026-03-03", "to": "2026-03-03"})
+    assert (count, counted) == (1, 1)
