@@ -130,7 +130,7 @@ class PeriodChangeList(ChangeList):
         return queryset
 
 
-# Query parameters of a change list that neither filter nor search it: its ordering and page.
+# Query parameters of a change list that neither filter nor search it: its ordering, page and period.
 _UNFILTERING_PARAMS = {ORDER_VAR, PAGE_VAR, *PERIOD_PARAMS}
 
 

@@ -35,7 +35,7 @@ PostgreSQL, the ``reports_rollup_time_zone`` view on SQLite). After a change of
 
 # ruff: noqa: S608 - the SQL is built from table and column names defined here, never from input.
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -956,22 +956,22 @@ def _activity_differences(connection: BaseDatabaseWrapper) -> TableDifference:
         WHERE in_s = 0 OR (s_exact = 1 AND ({differs})) OR (s_exact = 0 AND ({missing}))
         ORDER BY kind, user_id, year
     """
-    counts = {"added": 0, "changed": 0, "removed": 0}
-    samples = []
     with connection.cursor() as cursor:
         cursor.execute(sql)
-        for kind, user_id, year, *days in cursor.fetchall():
-            counts[kind] += 1
-            if counts[kind] <= SAMPLE_SIZE:
-                expected_days, stored_days = tuple(days[: len(DAYS)]), tuple(days[len(DAYS) :])
-                samples.append(
-                    (
-                        kind,
-                        (user_id, year),
-                        None if kind == "removed" else expected_days,
-                        None if kind == "added" else stored_days,
-                    )
-                )
+        return _difference_of(
+            (kind, (user_id, year), tuple(days[: len(DAYS)]), tuple(days[len(DAYS) :]))
+            for kind, user_id, year, *days in cursor.fetchall()
+        )
+
+
+def _difference_of(rows: Iterable[tuple[str, tuple, tuple, tuple]]) -> TableDifference:
+    """Return the difference of (kind, key, expected, stored) rows, ordered by kind: counts and a few samples."""
+    counts = {"added": 0, "changed": 0, "removed": 0}
+    samples = []
+    for kind, key, expected, stored in rows:
+        counts[kind] += 1
+        if counts[kind] <= SAMPLE_SIZE:
+            samples.append((kind, key, None if kind == "removed" else expected, None if kind == "added" else stored))
     return TableDifference(samples=tuple(samples), **counts)
 
 
@@ -1077,12 +1077,13 @@ def _activity_count(connection: BaseDatabaseWrapper) -> int:
             marked = ", ".join(f"{target} = u.{source}" for target, source in zip(COUNTED, DAYS, strict=True))
             cursor.execute(
                 f"WITH {_NUMBERS}, uncounted AS MATERIALIZED ({uncounted} FOR UPDATE SKIP LOCKED), "
-                f"delta AS ({_histogram_delta('uncounted')}), merged AS ({upsert} RETURNING 1), "
+                f"delta AS ({_histogram_delta('uncounted')}), merged AS ({upsert}), "
                 f"marked AS (UPDATE {ACTIVITY} a SET {marked}, is_counted = true FROM uncounted u "
                 f"WHERE a.id = u.id AND NOT ({no_day('u.')}) RETURNING 1), "
                 f"emptied AS (DELETE FROM {ACTIVITY} a USING uncounted u "
                 f"WHERE a.id = u.id AND {no_day('u.')} RETURNING 1) "
-                f"SELECT (SELECT COUNT(*) FROM marked) + (SELECT COUNT(*) FROM emptied), (SELECT COUNT(*) FROM merged)"
+                # ``merged`` runs though nothing reads it, as every data-modifying WITH does.
+                "SELECT (SELECT COUNT(*) FROM marked) + (SELECT COUNT(*) FROM emptied)"
             )
             counted = cursor.fetchone()[0]
         else:
@@ -1116,22 +1117,12 @@ def _histogram_differences(connection: BaseDatabaseWrapper) -> TableDifference:
         HAVING SUM(in_e) = 0 OR SUM(in_s) = 0 OR SUM(e_users) <> SUM(s_users)
         ORDER BY kind, year, day, previous_day
     """
-    counts = {"added": 0, "changed": 0, "removed": 0}
-    samples = []
     with connection.cursor() as cursor:
         cursor.execute(sql)
-        for kind, year, day, previous_day, expected, stored in cursor.fetchall():
-            counts[kind] += 1
-            if counts[kind] <= SAMPLE_SIZE:
-                samples.append(
-                    (
-                        kind,
-                        (year, day, previous_day),
-                        None if kind == "removed" else (expected,),
-                        None if kind == "added" else (stored,),
-                    )
-                )
-    return TableDifference(samples=tuple(samples), **counts)
+        return _difference_of(
+            (kind, (year, day, previous_day), (expected,), (stored,))
+            for kind, year, day, previous_day, expected, stored in cursor.fetchall()
+        )
 
 
 def _histogram_replace(connection: BaseDatabaseWrapper) -> None:

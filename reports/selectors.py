@@ -403,6 +403,20 @@ def _month_masks(*, since: date, until: date) -> list[tuple[date, int]]:
     return masks
 
 
+def _inexact_users_active(*, years: str) -> str:
+    """Return a scalar subquery: the users of inexact yearly rows (``years``) with requests between two days.
+
+    Its two parameters are the first and last day. Those users' bits may name days whose requests
+    were deleted, so they are checked against the per-user, per-day sums instead.
+    """
+    activity, daily = UserYearlyActivity._meta.db_table, UserDailyUsage._meta.db_table
+    return (
+        f"(SELECT COUNT(*) FROM (SELECT user_id FROM {daily} WHERE day >= %s AND day <= %s "
+        f"AND user_id IN (SELECT user_id FROM {activity} WHERE NOT is_exact AND {years}) "
+        f"GROUP BY user_id HAVING SUM(request_count) > 0) checked)"
+    )
+
+
 def _histogram_day(day: date) -> int:
     """Return a day as ActiveUserHistogram numbers it."""
     return day.month * 100 + day.day
@@ -426,11 +440,7 @@ def _active_users_within_years(*, ranges: list[tuple[date, date]]) -> list[int]:
     days are taken out, and their current days counted instead; an inexact row's user is checked
     against the per-user-per-day sums, as in ``_active_users_across_years``.
     """
-    activity, daily, histogram = (
-        UserYearlyActivity._meta.db_table,
-        UserDailyUsage._meta.db_table,
-        ActiveUserHistogram._meta.db_table,
-    )
+    activity, histogram = UserYearlyActivity._meta.db_table, ActiveUserHistogram._meta.db_table
     counts, parameters = [], []
     for since, until in ranges:
         year, first, last = since.year, _histogram_day(since), _histogram_day(until)
@@ -449,11 +459,7 @@ def _active_users_within_years(*, ranges: list[tuple[date, date]]) -> list[int]:
             f"(SELECT COUNT(*) FILTER (WHERE is_exact AND ({days_hit})) - COUNT(*) FILTER (WHERE {counted_hit}) "
             f"FROM {activity} WHERE year = {year} AND (NOT is_counted OR NOT is_exact))"
         )
-        counts.append(
-            f"(SELECT COUNT(*) FROM (SELECT user_id FROM {daily} WHERE day >= %s AND day <= %s "
-            f"AND user_id IN (SELECT user_id FROM {activity} WHERE NOT is_exact AND year = {year}) "
-            f"GROUP BY user_id HAVING SUM(request_count) > 0) checked)"
-        )
+        counts.append(_inexact_users_active(years=f"year = {year}"))
         parameters += [since, until]
     with connections[UserYearlyActivity.objects.db].cursor() as cursor:
         cursor.execute(f"SELECT {', '.join(counts)}", parameters)
@@ -462,7 +468,7 @@ def _active_users_within_years(*, ranges: list[tuple[date, date]]) -> list[int]:
 
 
 def _active_users_across_years(*, ranges: list[tuple[date, date]]) -> list[int]:
-    """Return how many users made requests between each pair of days, from their yearly activity, in one query.
+    """Return how many users made requests between each pair of days, one pair spanning years, in one query.
 
     The users are split in two: those with an inexact row (requests deleted since the last
     squash or rebuild) are checked against the per-user-per-day sums; all the others have exact
@@ -470,15 +476,12 @@ def _active_users_across_years(*, ranges: list[tuple[date, date]]) -> list[int]:
     row, counted by its bits or checked, never both. When a range spans years, a user with an
     inexact row in any year the ranges touch is checked, and none of that user's rows counted.
     """
-    if not ranges:
-        return []
-    activity, daily = UserYearlyActivity._meta.db_table, UserDailyUsage._meta.db_table
+    activity = UserYearlyActivity._meta.db_table
 
     def in_years(years: Iterable[int]) -> str:
         return f"year IN ({', '.join(str(year) for year in sorted(years))})"
 
     touched = {year for since, until in ranges for year in range(since.year, until.year + 1)}
-    across_years = any(since.year != until.year for since, until in ranges)
     counts, parameters = [], []
     for since, until in ranges:
         # Bits are compared with literal masks: they are integers the code computed.
@@ -489,19 +492,13 @@ def _active_users_across_years(*, ranges: list[tuple[date, date]]) -> list[int]:
         # Within one year a user has one row; across years, a row each.
         counted = "*" if since.year == until.year else "DISTINCT user_id"
         counts.append(f"COUNT({counted}) FILTER (WHERE {hit})")
-        checked_years = in_years(touched if across_years else {since.year})
-        counts.append(
-            f"(SELECT COUNT(*) FROM (SELECT user_id FROM {daily} WHERE day >= %s AND day <= %s "
-            f"AND user_id IN (SELECT user_id FROM {activity} WHERE NOT is_exact AND {checked_years}) "
-            f"GROUP BY user_id HAVING SUM(request_count) > 0) checked)"
-        )
+        counts.append(_inexact_users_active(years=in_years(touched)))
         parameters += [since, until]
-    query = f"SELECT {', '.join(counts)} FROM {activity} exact WHERE is_exact AND {in_years(touched)}"
-    if across_years:
-        query += (
-            f" AND NOT EXISTS (SELECT 1 FROM {activity} inexact WHERE NOT inexact.is_exact "
-            f"AND inexact.{in_years(touched)} AND inexact.user_id = exact.user_id)"
-        )
+    query = (
+        f"SELECT {', '.join(counts)} FROM {activity} exact WHERE is_exact AND {in_years(touched)} "
+        f"AND NOT EXISTS (SELECT 1 FROM {activity} inexact WHERE NOT inexact.is_exact "
+        f"AND inexact.{in_years(touched)} AND inexact.user_id = exact.user_id)"
+    )
     with connections[UserYearlyActivity.objects.db].cursor() as cursor:
         cursor.execute(query, parameters)
         row = cursor.fetchone()

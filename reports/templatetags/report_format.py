@@ -123,16 +123,6 @@ def _row_admin_url(row: Any) -> tuple[str, str] | None:
     return None
 
 
-@lru_cache(maxsize=8)
-def _static_cached(path: str, static_url: str | None) -> str:
-    return static(path)
-
-
-def _viewlink_icon() -> str:
-    """Return the URL of the admin's view-link icon, kept per STATIC_URL (static() is costly next to a cell)."""
-    return _static_cached("admin/img/icon-viewlink.svg", settings.STATIC_URL)
-
-
 @register.simple_tag
 def report_cell(row: Any, column: Column, report_key: str | None = None, period_query: str = "") -> SafeString:
     """Render one cell of a report row: a name linked to its rows in the period, a grouped count, or an amount."""
@@ -148,20 +138,18 @@ def report_cell(row: Any, column: Column, report_key: str | None = None, period_
     if drilldown is not None:
         noun = DRILLDOWNS[report_key].noun
         title = f"{openrouter_id}: its {noun} in the period" if openrouter_id else f"Its {noun} in the period"
+        name = format_html('<a class="usage-report-drilldown" href="{}" title="{}">{}</a>', drilldown, title, value)
         if record is None:
-            return format_html('<a class="usage-report-drilldown" href="{}" title="{}">{}</a>', drilldown, title, value)
+            return name
         url, verbose_name = record
         return format_html(
-            '<a class="usage-report-drilldown" href="{}" title="{}">{}</a> '
-            '<a class="usage-report-record" href="{}" title="Open the {} {}">'
+            '{} <a class="usage-report-record" href="{}" title="Open the {} {}">'
             '<img src="{}" alt="Open the {} {}" width="12" height="12"></a>',
-            drilldown,
-            title,
-            value,
+            name,
             url,
             verbose_name,
             value,
-            _viewlink_icon(),
+            static("admin/img/icon-viewlink.svg"),
             verbose_name,
             value,
         )

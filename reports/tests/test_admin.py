@@ -599,19 +599,19 @@ def test_report_rows_rank_each_row_and_render_its_cells_escaped(settings):
     assert "x&lt;b&gt;y" in first
     assert 'href="/admin/chatbot/openrouterrequestcost/?user__id__exact=7&amp;period=last-7-days"' in first
     assert 'href="/admin/accounts/user/7/change/"' in first
-    # The view-link icon follows STATIC_URL, though its URL is kept between calls.
+    # The view-link icon follows STATIC_URL.
     assert '<img src="/assets/admin/img/icon-viewlink.svg"' in first
     assert [_text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", second)] == ["2", "zed", "0.250000", "40", "1"]
 
 
-def _request_list_counts(client, **params) -> tuple[int, list[str]]:
-    """Return the request list's "N results" and the COUNT queries it ran over the request table."""
-    table = OpenRouterRequestCost._meta.db_table
+def list_counts(client, url: str, model, **params) -> tuple[int, int]:
+    """Return a change list's "N results" and how many COUNT queries it ran over the model's table."""
+    table = model._meta.db_table
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(REQUEST_COSTS_URL, params)
+        response = client.get(url, params)
     assert response.status_code == 200
-    counted = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"] and f'FROM "{table}"' in q["sql"]]
-    return response.context["cl"].result_count, counted
+    counted = [q for q in queries.captured_queries if "COUNT(" in q["sql"] and f'FROM "{table}"' in q["sql"]]
+    return response.context["cl"].result_count, len(counted)
 
 
 def test_the_request_list_and_a_period_of_it_are_counted_from_the_rollups(admin_client, monkeypatch):
@@ -621,16 +621,15 @@ def test_the_request_list_and_a_period_of_it_are_counted_from_the_rollups(admin_
     for day in (1, 2, 2, 3):
         RequestCostFactory(user=user, created_at=datetime(2026, 3, day, 12, tzinfo=UTC))
 
-    assert _request_list_counts(admin_client) == (4, [])
-    assert _request_list_counts(admin_client, **{"from": "2026-03-02", "to": "2026-03-03", "o": "1", "p": "1"}) == (
-        3,
-        [],
-    )
+    def counts(**params) -> tuple[int, int]:
+        return list_counts(admin_client, REQUEST_COSTS_URL, OpenRouterRequestCost, **params)
+
+    assert counts() == (4, 0)
+    assert counts(**{"from": "2026-03-02", "to": "2026-03-03", "o": "1", "p": "1"}) == (3, 0)
     # A filter or a search counts the list itself.
-    count, counted = _request_list_counts(admin_client, **{"from": "2026-03-02", "to": "2026-03-02", "q": "x"})
-    assert (count, len(counted)) == (0, 1)
-    count, counted = _request_list_counts(admin_client, user__id__exact=str(user.pk))
-    assert count >= 3 and len(counted) == 1
+    assert counts(**{"from": "2026-03-02", "to": "2026-03-02", "q": "x"}) == (0, 1)
+    count, counted = counts(user__id__exact=str(user.pk))
+    assert count >= 3 and counted == 1
 
 
 def test_the_session_list_and_a_period_of_it_are_counted_from_the_rollups(admin_client, monkeypatch):
@@ -638,14 +637,9 @@ def test_the_session_list_and_a_period_of_it_are_counted_from_the_rollups(admin_
     helpdesk = ChatbotFactory()
     for day in (1, 2, 3):
         ChatSessionFactory(chatbot=helpdesk, created_at=datetime(2026, 3, day, 12, tzinfo=UTC))
-    url, table = "/admin/chatbot/chatsession/", ChatSession._meta.db_table
 
     def counts(**params) -> tuple[int, int]:
-        with CaptureQueriesContext(connection) as queries:
-            response = admin_client.get(url, params)
-        assert response.status_code == 200
-        counted = [q for q in queries.captured_queries if "COUNT(" in q["sql"] and f'FROM "{table}"' in q["sql"]]
-        return response.context["cl"].result_count, len(counted)
+        return list_counts(admin_client, "/admin/chatbot/chatsession/", ChatSession, **params)
 
     assert counts() == (3, 0)
     assert counts(**{"from": "2026-03-02", "to": "2026-03-31"}) == (2, 0)

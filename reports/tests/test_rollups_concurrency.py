@@ -178,12 +178,12 @@ def test_concurrent_writers_stay_exact_while_a_model_flips_free_and_a_session_ch
     assert rollups_rebuild().is_consistent
 
 
-def test_concurrent_first_requests_and_deletions_keep_the_monthly_activity_exact():
-    # Every writer writes a request for each user on each of 8 days, in its own order, so that
-    # writers race to create each user's row and to set each day's bit; a deleter removes what
-    # it finds of the third user's 5 February meanwhile.
-    users, model = UserFactory.create_batch(3), AIModelFactory()
-    days = [datetime(2026, 2, day, 12, tzinfo=UTC) for day in range(1, 9)]
+def first_requests_beside(*, users: list, model: AIModel, days: list[datetime], other: Callable) -> None:
+    """Have WRITERS threads give each user a request on each day, each from its own first day, beside ``other``.
+
+    The writers race to create each user's yearly activity row and to set each day's bit.
+    ``other`` starts with them, in a thread of its own, given an event set once they are done.
+    """
     start = threading.Barrier(WRITERS + 1)
     writers_done = threading.Event()
 
@@ -204,19 +204,31 @@ def test_concurrent_first_requests_and_deletions_keep_the_monthly_activity_exact
 
         return write
 
-    def deleter() -> None:
-        start.wait()
-        while not writers_done.is_set():
-            OpenRouterRequestCost.objects.filter(user=users[2], created_at=days[4]).delete()
-        OpenRouterRequestCost.objects.filter(user=users[2], created_at=days[4]).delete()
-
     def writers() -> None:
         try:
             run_threads([writer(number) for number in range(WRITERS)])
         finally:
             writers_done.set()
 
-    run_threads([writers, deleter])
+    def beside() -> None:
+        start.wait()
+        other(writers_done)
+
+    run_threads([writers, beside])
+
+
+def test_concurrent_first_requests_and_deletions_keep_the_monthly_activity_exact():
+    # Every writer writes a request for each user on each of 8 days, in its own order; a deleter
+    # removes what it finds of the third user's 5 February meanwhile.
+    users, model = UserFactory.create_batch(3), AIModelFactory()
+    days = [datetime(2026, 2, day, 12, tzinfo=UTC) for day in range(1, 9)]
+
+    def deleter(writers_done: threading.Event) -> None:
+        while not writers_done.is_set():
+            OpenRouterRequestCost.objects.filter(user=users[2], created_at=days[4]).delete()
+        OpenRouterRequestCost.objects.filter(user=users[2], created_at=days[4]).delete()
+
+    first_requests_beside(users=users, model=model, days=days, other=deleter)
 
     # Each day has all three users but the 5th, which has two: read from the bits, and (the
     # third user's row is inexact after the deletions) from the days' sums.
@@ -240,38 +252,12 @@ def test_squashes_beside_first_requests_count_every_users_days_into_the_histogra
     # counts the rows whose days change into the active-user histogram, again and again.
     users, model = UserFactory.create_batch(3), AIModelFactory()
     days = [datetime(2026, 2, day, 12, tzinfo=UTC) for day in range(1, 9)]
-    start = threading.Barrier(WRITERS + 1)
-    writers_done = threading.Event()
 
-    def writer(number: int) -> Callable[[], None]:
-        def write() -> None:
-            start.wait()
-            for index, day in enumerate(days[number * 2 :] + days[: number * 2]):
-                for user in users:
-                    request_cost_record(
-                        user=user,
-                        ai_model=model,
-                        prompt_tokens=1,
-                        completion_tokens=0,
-                        cost_usd="0",
-                        generation_id=f"gen-{number}-{index}-{user.pk}",
-                        created_at=day,
-                    )
-
-        return write
-
-    def squasher() -> None:
-        start.wait()
+    def squasher(writers_done: threading.Event) -> None:
         while not writers_done.is_set():
             rollups_squash()
 
-    def writers() -> None:
-        try:
-            run_threads([writer(number) for number in range(WRITERS)])
-        finally:
-            writers_done.set()
-
-    run_threads([writers, squasher])
+    first_requests_beside(users=users, model=model, days=days, other=squasher)
     rollups_squash()
 
     assert not UserYearlyActivity.objects.filter(is_counted=False).exists()
