@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import IntegrityError, connections, models, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from accounts.models import User
@@ -456,6 +457,23 @@ def request_cost_record(
     return request_cost
 
 
+def _server_binding_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
+    """Return a cursor of ``connection`` (PostgreSQL) that sends its parameters apart from the SQL.
+
+    Django's own cursors put the values into the SQL text, which psycopg can never prepare; with
+    the values apart, psycopg prepares a statement run often on the connection (the
+    ``prepare_threshold`` of the database's OPTIONS): the server then plans it once per
+    connection, not once per request.
+    """
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    cursor = ServerBindingCursor(connection.connection)
+    # As connection.cursor() wraps its own: logged when queries are, database errors as Django's.
+    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+
+
 def _request_cost_record_at_once(
     *, using: str, request_cost: OpenRouterRequestCost, references: dict[str, Any]
 ) -> OpenRouterRequestCost | None:
@@ -477,7 +495,7 @@ def _request_cost_record_at_once(
     try:
         with (
             transaction.atomic(using=using) if _in_transaction(connection) else nullcontext(),
-            connection.cursor() as cursor,
+            _server_binding_cursor(connection) as cursor,
         ):
             cursor.execute(sql, parameters)
             user_exists, ai_model_exists, session_exists, stored_id, inserted_id = cursor.fetchone()

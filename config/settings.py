@@ -119,6 +119,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # psycopg prepares a statement run five times on a connection, on the cursors that send their
+    # values apart from the SQL (the ORM's do not): recording a request uses one, so the server
+    # plans that statement once per connection. Off behind a pooler that cannot keep prepared
+    # statements across transactions (PgBouncer in transaction mode before 1.21).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "prepare_threshold", 5 if env_bool("DATABASE_PREPARED_STATEMENTS", default=True) else None
+    )
+
 # Optional read replica for the reports: their queries go there, every write and every other
 # read stays on the primary (see reports/routers.py).
 REPORTS_DATABASE_ALIAS = "default"

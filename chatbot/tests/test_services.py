@@ -455,6 +455,37 @@ def test_alone_a_request_is_a_look_up_and_an_insert_without_a_transaction(django
     assert OpenRouterRequestCost.objects.get().pk == stored.pk
 
 
+def _recording_statements_prepared() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'WITH lookup %%'")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements: PostgreSQL")
+@pytest.mark.parametrize(("threshold", "prepared"), [(5, True), (None, False)])
+def test_the_recording_statement_is_prepared_on_a_connection_that_runs_it_often(
+    user: User, ai_model: AIModel, threshold: int | None, prepared: bool
+) -> None:
+    connection.ensure_connection()
+    previous = connection.connection.prepare_threshold
+    # As DATABASE_PREPARED_STATEMENTS sets it; the server's list is the connection's own.
+    connection.connection.prepare_threshold = threshold
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")
+        connection.connection._prepared.clear()
+        session = ChatSessionFactory(user=user)
+        # Ids, sessions and generation ids of either kind: the values bind apart from the SQL.
+        for number in range(8):
+            record(user=user, ai_model=ai_model, session=session, generation_id=f"gen-prepared-{number}")
+            record(user=user, ai_model=ai_model, prompt_tokens=100_000, cost_usd="1.5")
+        assert (_recording_statements_prepared() > 0) is prepared
+    finally:
+        connection.connection.prepare_threshold = previous
+    assert OpenRouterRequestCost.objects.filter(session=session).count() == 8
+    assert OpenRouterRequestCost.objects.filter(session=None, prompt_tokens=100_000).count() == 8
+
+
 # --- A referenced row deleted between the look-up and the INSERT ------------------------------------
 
 
