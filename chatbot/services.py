@@ -678,25 +678,30 @@ class _ImportReferences:
 
 
 class _PostgresImportWriter:
-    """COPY the rows into a temporary table; then move them into the request table in one INSERT."""
+    """COPY each batch straight into the request table, or through a temporary table when it must skip rows.
+
+    COPY cannot skip a row whose generation_id is stored already: a batch holding one (an import
+    run again, or a concurrent writer of the same request) fails its COPY, which its savepoint
+    undoes, and goes through a temporary table and INSERT ... ON CONFLICT DO NOTHING instead.
+    A batch of new rows, the usual case, is written once: its rows stream to the server while
+    the next are converted, and the rollup triggers run once for it.
+    """
 
     def __init__(self, *, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
+        self.inserted = 0
+        self.staging = False
         quote = connection.ops.quote_name
+        self.table = quote(OpenRouterRequestCost._meta.db_table)
         self.columns = ", ".join(quote(field.column) for field in _ROW_FIELDS)
-        definitions = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in _ROW_FIELDS)
-        with connection.cursor() as cursor:
-            # Dropped explicitly in finish(): ON COMMIT DROP alone would leave it to a second
-            # import in the same outer transaction.
-            cursor.execute(f"CREATE TEMPORARY TABLE {_IMPORT_TABLE} ({definitions}) ON COMMIT DROP")
 
-    def write(self, rows: list[tuple]) -> None:
+    def _copy(self, *, table: str, rows: list[tuple]) -> None:
         connection = self.connection
         cost, created_at = _ROW_FIELDS.index(_COST_FIELD), _ROW_FIELDS.index(_CREATED_AT_FIELD)
         with (
             connection.cursor() as cursor,
             connection.wrap_database_errors,
-            cursor.copy(f"COPY {_IMPORT_TABLE} ({self.columns}) FROM STDIN") as copy,
+            cursor.copy(f"COPY {table} ({self.columns}) FROM STDIN") as copy,
         ):
             for row in rows:
                 values = list(row)
@@ -705,18 +710,43 @@ class _PostgresImportWriter:
                 values[created_at] = connection.ops.adapt_datetimefield_value(values[created_at])
                 copy.write_row(values)
 
-    def finish(self) -> int:
+    def write(self, rows: list[tuple]) -> None:
+        try:
+            with transaction.atomic(using=self.connection.alias):
+                self._copy(table=self.table, rows=rows)
+        except IntegrityError:
+            self.inserted += self._write_skipping_stored(rows)
+        else:
+            self.inserted += len(rows)
+
+    def _write_skipping_stored(self, rows: list[tuple]) -> int:
         quote = self.connection.ops.quote_name
         generation_id = quote(OpenRouterRequestCost._meta.get_field("generation_id").column)
         with self.connection.cursor() as cursor:
+            if self.staging:
+                cursor.execute(f"TRUNCATE {_IMPORT_TABLE}")
+            else:
+                definitions = ", ".join(
+                    f"{quote(field.column)} {field.db_type(self.connection)}" for field in _ROW_FIELDS
+                )
+                # Dropped explicitly in finish(): ON COMMIT DROP alone would leave it to a second
+                # import in the same outer transaction.
+                cursor.execute(f"CREATE TEMPORARY TABLE {_IMPORT_TABLE} ({definitions}) ON COMMIT DROP")
+                self.staging = True
+        self._copy(table=_IMPORT_TABLE, rows=rows)
+        with self.connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {quote(OpenRouterRequestCost._meta.db_table)} ({self.columns}) "  # noqa: S608
+                f"INSERT INTO {self.table} ({self.columns}) "  # noqa: S608
                 f"SELECT {self.columns} FROM {_IMPORT_TABLE} "
                 f"ON CONFLICT ({generation_id}) WHERE {generation_id} IS NOT NULL DO NOTHING"
             )
-            inserted = cursor.rowcount
-            cursor.execute(f"DROP TABLE {_IMPORT_TABLE}")
-        return inserted
+            return cursor.rowcount
+
+    def finish(self) -> int:
+        if self.staging:
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE {_IMPORT_TABLE}")
+        return self.inserted
 
 
 class _SqliteImportWriter:
@@ -787,9 +817,9 @@ def request_costs_import(*, rows: Iterable[RequestCostInput]) -> RequestCostImpo
     Each row is checked as request_cost_record checks its arguments, and its user, model and
     session in a few queries per batch of rows. An invalid row raises a ValidationError naming
     it (rows are numbered from 1), and nothing is stored. The rows are written in one
-    transaction: on PostgreSQL COPY into a temporary table, then a single INSERT, so that the
-    rollup triggers run once for the whole import; on SQLite with executemany. Importing the
-    same rows again inserts nothing.
+    transaction: on PostgreSQL COPY, a batch of rows at a time (through a temporary table and
+    INSERT ... ON CONFLICT for a batch holding a generation_id stored already); on SQLite with
+    executemany. Importing the same rows again inserts nothing.
     """
     using = router.db_for_write(OpenRouterRequestCost)
     connection = connections[using]

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from ai_models.models import AIModel
@@ -196,6 +197,46 @@ def test_a_generation_id_stored_already_or_repeated_keeps_the_first_figures(alic
     assert OpenRouterRequestCost.objects.get(generation_id="gen-twice").cost_usd == Decimal("0.7")
     assert OpenRouterRequestCost.objects.filter(generation_id__isnull=True).count() == 2
     assert_rollups_match_the_raw_rows()
+
+
+def test_a_batch_holding_a_stored_generation_id_skips_it_and_the_other_batches_go_straight_in(
+    alice: User, bob: User, paid: AIModel, monkeypatch
+):
+    monkeypatch.setattr("chatbot.services.IMPORT_BATCH_ROWS", 2)
+    request_cost_record(
+        user=alice, ai_model=paid, prompt_tokens=1, completion_tokens=0, cost_usd="0.5", generation_id="gen-stored"
+    )
+    rows = [
+        row(alice, paid, generation_id="gen-a", prompt_tokens=10, cost_usd="0.1"),
+        row(bob, paid, generation_id="gen-b", prompt_tokens=20, cost_usd="0.2"),
+        # The second batch: one row stored already, one new.
+        row(bob, paid, generation_id="gen-stored", prompt_tokens=999, cost_usd="9"),
+        row(alice, paid, generation_id="gen-c", prompt_tokens=30, cost_usd="0.3"),
+        row(bob, paid, generation_id=None, prompt_tokens=40, cost_usd="0.4"),
+    ]
+
+    with CaptureQueriesContext(connection) as captured:
+        result = request_costs_import(rows=rows)
+
+    assert result == RequestCostImportResult(inserted=4, skipped=1)
+    stored = OpenRouterRequestCost.objects.get(generation_id="gen-stored")
+    assert (stored.user, stored.prompt_tokens, stored.cost_usd) == (alice, 1, Decimal("0.5"))
+    assert sorted(
+        OpenRouterRequestCost.objects.exclude(generation_id="gen-stored").values_list("prompt_tokens", flat=True)
+    ) == [10, 20, 30, 40]
+    # Alice: 0.5 + 0.1 + 0.3; Bob: 0.2 + 0.4.
+    assert [(r.user_id, r.total_cost_usd) for r in selectors.top_users_by_cost()] == [
+        (alice.pk, Decimal("0.9")),
+        (bob.pk, Decimal("0.6")),
+    ]
+    assert_rollups_match_the_raw_rows()
+    if connection.vendor == "postgresql":
+        copied_into = [
+            query["sql"].split()[1] for query in captured.captured_queries if query["sql"].startswith("COPY")
+        ]
+        table = connection.ops.quote_name(OpenRouterRequestCost._meta.db_table)
+        # The second batch's COPY fails on the stored generation_id, then goes through the temporary table.
+        assert copied_into == [table, table, "request_cost_import", table]
 
 
 def test_unknown_costs_are_imported_for_reconciliation(alice: User, paid: AIModel):
