@@ -677,6 +677,17 @@ class _ImportReferences:
         return errors
 
 
+def _import_values(*, connection: BaseDatabaseWrapper, rows: list[tuple]) -> Iterator[list]:
+    """Yield the parsed rows' values as the database takes them (the cost and the time adapted)."""
+    cost, created_at = _ROW_FIELDS.index(_COST_FIELD), _ROW_FIELDS.index(_CREATED_AT_FIELD)
+    for row in rows:
+        values = list(row)
+        values[cost] = _COST_FIELD.get_db_prep_value(values[cost], connection)
+        # As DateTimeField.get_db_prep_value ends; the value is known to be aware already.
+        values[created_at] = connection.ops.adapt_datetimefield_value(values[created_at])
+        yield values
+
+
 class _PostgresImportWriter:
     """COPY each batch straight into the request table, or through a temporary table when it must skip rows.
 
@@ -697,17 +708,12 @@ class _PostgresImportWriter:
 
     def _copy(self, *, table: str, rows: list[tuple]) -> None:
         connection = self.connection
-        cost, created_at = _ROW_FIELDS.index(_COST_FIELD), _ROW_FIELDS.index(_CREATED_AT_FIELD)
         with (
             connection.cursor() as cursor,
             connection.wrap_database_errors,
             cursor.copy(f"COPY {table} ({self.columns}) FROM STDIN") as copy,
         ):
-            for row in rows:
-                values = list(row)
-                values[cost] = _COST_FIELD.get_db_prep_value(values[cost], connection)
-                # As DateTimeField.get_db_prep_value ends; the value is known to be aware already.
-                values[created_at] = connection.ops.adapt_datetimefield_value(values[created_at])
+            for values in _import_values(connection=connection, rows=rows):
                 copy.write_row(values)
 
     def write(self, rows: list[tuple]) -> None:
@@ -765,19 +771,8 @@ class _SqliteImportWriter:
         )
 
     def write(self, rows: list[tuple]) -> None:
-        connection = self.connection
-        cost, created_at = _ROW_FIELDS.index(_COST_FIELD), _ROW_FIELDS.index(_CREATED_AT_FIELD)
-
-        def parameters() -> Iterator[list]:
-            for row in rows:
-                values = list(row)
-                values[cost] = _COST_FIELD.get_db_prep_value(values[cost], connection)
-                # As DateTimeField.get_db_prep_value ends; the value is known to be aware already.
-                values[created_at] = connection.ops.adapt_datetimefield_value(values[created_at])
-                yield values
-
-        with connection.cursor() as cursor:
-            cursor.executemany(self.sql, parameters())
+        with self.connection.cursor() as cursor:
+            cursor.executemany(self.sql, _import_values(connection=self.connection, rows=rows))
             self.inserted += cursor.rowcount
 
     def finish(self) -> int:

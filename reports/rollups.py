@@ -274,7 +274,7 @@ def _grouped(table: RollupTable, parts: list[str] | str) -> str:
 
 
 def _ungrouped(table: RollupTable, parts: list[str] | str) -> str:
-    """Return a SELECT of the contributions as they are, leaving out all-zero ones: for at most one per key."""
+    """Return a SELECT of the contributions as they are, leaving out all-zero ones (a delta row each)."""
     measures = ", ".join(table.measures)
     nonzero = " OR ".join(f"{measure} <> 0" for measure in table.measures)
     source = _contributions_source(table, parts)
@@ -282,7 +282,7 @@ def _ungrouped(table: RollupTable, parts: list[str] | str) -> str:
 
 
 def _append(table: RollupTable, parts: list[str] | str, *, grouped: bool = True) -> str:
-    """Return an INSERT appending the contributions' sums per key as delta rows."""
+    """Return an INSERT appending the contributions as delta rows: their sums per key, or one each."""
     columns = ", ".join(table.columns)
     deltas = _grouped(table, parts) if grouped else _ungrouped(table, parts)
     return f"INSERT INTO {table.name} ({columns}, is_squashed) SELECT {columns}, false FROM ({deltas}) deltas"
@@ -455,7 +455,8 @@ def _pg_statement(spec: TriggerSpec, *, grouped: bool = True) -> str:
 
     One statement instead of one per rollup table: a request's insert pays for one statement's
     start, not seven, and reads its transition table once per kind of contributions. Not
-    ``grouped``, it appends the contributions as they are: right only when each key has one.
+    ``grouped``, it appends a delta row per contribution: as exact, and cheaper when there are
+    as few contributions as keys.
     """
     parts = _contributions("postgresql", spec, _pg_sources(spec))
     ctes = [f"{kind}_contributions AS MATERIALIZED ({' UNION ALL '.join(p)})" for kind, p in parts.items()]
