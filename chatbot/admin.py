@@ -1,9 +1,11 @@
 """Admin for chatbots, their sessions and messages, and the cost of every request."""
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR
+from django.http import HttpRequest
 
 from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
-from core.admin import QuickActionCheckboxMixin
+from core.admin import KnownCountMixin, QuickActionCheckboxMixin
 from core.paginators import EstimatedCountPaginator
 from reports import selectors
 from reports.admin import PeriodAdminMixin, ReportsAdminMixin, SelectedRelatedFilter
@@ -42,7 +44,7 @@ class ChatSessionAdmin(PeriodAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ChatMessage)
-class ChatMessageAdmin(QuickActionCheckboxMixin, admin.ModelAdmin):
+class ChatMessageAdmin(KnownCountMixin, QuickActionCheckboxMixin, admin.ModelAdmin):
     list_display = ("session", "role", "short_content", "failure_code", "created_at")
     list_select_related = ("session",)
     list_filter = ("role",)
@@ -50,6 +52,11 @@ class ChatMessageAdmin(QuickActionCheckboxMixin, admin.ModelAdmin):
     raw_id_fields = ("session", "in_reply_to")
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+
+    def list_known_count(self, request: HttpRequest) -> int | None:
+        # The whole list, only sorted or paged, is counted exactly from the chatbots' rollups; a
+        # search, a filter or a popup counts the list itself.
+        return selectors.message_count() if set(request.GET) <= {ORDER_VAR, PAGE_VAR} else None
 
     @admin.display(description="Content")
     def short_content(self, message: ChatMessage) -> str:

@@ -3,6 +3,9 @@
 from typing import Any
 
 from django.contrib.admin import helpers
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
@@ -24,3 +27,29 @@ class QuickActionCheckboxMixin:
             str(obj.pk),
             label,
         )
+
+
+class KnownCountMixin:
+    """Give a change list's paginator the list's exact size when it is known without counting the list.
+
+    ``list_known_count`` returns that size (from a rollup table, say) or None, and the paginator
+    (one that takes ``known_count``, as core.paginators.EstimatedCountPaginator) then counts
+    nothing; with None, the list is paginated as Django does.
+    """
+
+    def list_known_count(self, request: HttpRequest) -> int | None:
+        """Return the exact size of the list ``request`` asks for, or None to count the list itself."""
+        return None
+
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> Paginator:
+        known_count = self.list_known_count(request)
+        if known_count is None:
+            return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        return self.paginator(queryset, per_page, orphans, allow_empty_first_page, known_count=known_count)

@@ -7,12 +7,10 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.views.main import IS_POPUP_VAR, ORDER_VAR, PAGE_VAR, ChangeList
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from core.admin import QuickActionCheckboxMixin
+from core.admin import KnownCountMixin, QuickActionCheckboxMixin
 from reports import selectors
 from reports.charts import StackedBarChart, usage_charts
 from reports.http import (
@@ -155,7 +153,7 @@ def _is_rendered_change_list(request: HttpRequest, response: HttpResponse) -> bo
     )
 
 
-class PeriodAdminMixin(QuickActionCheckboxMixin):
+class PeriodAdminMixin(KnownCountMixin, QuickActionCheckboxMixin):
     """Give a ModelAdmin's change list the report period: a period bar, and the list filtered by it.
 
     ``period_list_field`` names the date-time field the period filters the list on (None: the list
@@ -171,20 +169,9 @@ class PeriodAdminMixin(QuickActionCheckboxMixin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return PeriodChangeList
 
-    def get_paginator(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet,
-        per_page: int,
-        orphans: int = 0,
-        allow_empty_first_page: bool = True,
-    ) -> Paginator:
+    def list_known_count(self, request: HttpRequest) -> int | None:
         period = period_only_selection(request=request) if self.period_count else None
-        if period is None:
-            return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
-        return self.paginator(
-            queryset, per_page, orphans, allow_empty_first_page, known_count=self.period_count(period=period)
-        )
+        return self.period_count(period=period) if period is not None else None
 
     def usage_context(self, request: HttpRequest, selection: PeriodSelection) -> dict[str, Any]:
         """Return the reports to show above the list; none here."""

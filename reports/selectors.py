@@ -385,6 +385,16 @@ def session_count(*, period: Period = ALL_TIME) -> int:
     return rows.aggregate(sessions=_count("session_count"))["sessions"] or 0
 
 
+def message_count(*, period: Period = ALL_TIME) -> int:
+    """Return how many chat messages were written in the period, from the chatbots' rollup rows.
+
+    Exact, like COUNT(*) over the period's messages: every message is in a session of a chatbot,
+    and counts on its own day. Read from the primary, as ``request_count``.
+    """
+    rows = _rows(period=period, daily=ChatbotDailyUsage, total=ChatbotTotalUsage)
+    return rows.aggregate(messages=_count("message_count"))["messages"] or 0
+
+
 @reads_reports_database
 def usage_headline(*, period: Period = ALL_TIME) -> UsageHeadline:
     """Return the period's total cost, requests, tokens, active users and free requests."""

@@ -48,6 +48,7 @@ def admin_pages(*, today: date) -> tuple[AdminPage, ...]:
         AdminPage("ai-models", "/admin/ai_models/aimodel/?period=last-7-days"),
         AdminPage("chatbots", "/admin/chatbot/chatbot/?period=last-month"),
         AdminPage("chat-sessions", "/admin/chatbot/chatsession/?period=last-7-days"),
+        AdminPage("chat-messages", "/admin/chatbot/chatmessage/"),
     )
 
 

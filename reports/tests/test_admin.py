@@ -632,6 +632,24 @@ def test_the_request_list_and_a_period_of_it_are_counted_from_the_rollups(admin_
     assert count >= 3 and counted == 1
 
 
+def test_the_whole_message_list_is_counted_from_the_rollups(admin_client, monkeypatch):
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_count_limit", 1)
+    first, second = ChatSessionFactory(), ChatSessionFactory()
+    ChatMessageFactory.create_batch(3, session=first, role="user", content="hello")
+    ChatMessageFactory.create_batch(2, session=second, role="assistant", content="hi there")
+    second.delete()  # its 2 messages go with it
+
+    def counts(**params) -> tuple[int, int]:
+        return list_counts(admin_client, "/admin/chatbot/chatmessage/", ChatMessage, **params)
+
+    assert counts() == (3, 0)
+    assert counts(o="-5", p="1") == (3, 0)
+    # A search or a filter counts the list itself (past the limit of 1, the count is then the
+    # planner's estimate on PostgreSQL: only the query is checked).
+    assert counts(q="nothing like it") == (0, 1)
+    assert counts(role__exact="user")[1] == 1
+
+
 def test_the_session_list_and_a_period_of_it_are_counted_from_the_rollups(admin_client, monkeypatch):
     monkeypatch.setattr(EstimatedCountPaginator, "exact_count_limit", 1)
     helpdesk = ChatbotFactory()

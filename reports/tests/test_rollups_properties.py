@@ -306,6 +306,14 @@ def reports_compare(*, data: st.DataObject, centre: date) -> None:
             actual = getattr(selectors, name)(**kwargs)
             # repr too: Decimal('0.3') == Decimal('0.300000000000'), but the exports would differ.
             assert (actual, repr(actual)) == (expected, repr(expected)), f"{name}({kwargs})"
+        # The big lists' exact counts, against COUNT(*) of the rows themselves.
+        for count, model in (
+            (selectors.request_count, OpenRouterRequestCost),
+            (selectors.session_count, ChatSession),
+            (selectors.message_count, ChatMessage),
+        ):
+            expected = model.objects.filter(period.q("created_at")).count()
+            assert count(period=period) == expected, f"{count.__name__}({period})"
     comparison_period = _bounds(*bounded)
     assert selectors.usage_comparison(period=comparison_period) == raw_selectors.usage_comparison(
         period=comparison_period

@@ -8,7 +8,7 @@ import pytest
 
 from accounts.models import User
 from ai_models.models import AIModel
-from chatbot.models import Chatbot, ChatSession, OpenRouterRequestCost
+from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
 from core.factories import (
     AIModelFactory,
     ChatbotFactory,
@@ -572,6 +572,31 @@ def test_top_chatbots_by_sessions_counts_messages_by_their_own_date(new_york) ->
     assert top_chatbots_by_sessions(period=PERIOD) == [
         ChatbotSessionsRow(chatbot.pk, "Bot", session_count=1, message_count=2)
     ]
+
+
+@pytest.mark.parametrize(
+    ("period", "messages"),
+    [
+        # Messages written at each instant: 8, 4, 2 and 1 (outside, inside, inside, outside).
+        pytest.param(PERIOD, 6, id="since-and-until"),
+        pytest.param(Period(since=date(2024, 3, 10)), 7, id="since-only"),
+        pytest.param(Period(until=date(2024, 3, 12)), 14, id="until-only"),
+        pytest.param(ALL_TIME, 15, id="all-time"),
+    ],
+)
+def test_message_count_counts_the_messages_written_in_the_period(new_york, period, messages) -> None:
+    # Every message in one session started before the period, of one chatbot or another: each
+    # counts on its own date, whatever its session's or chatbot.
+    early = add_session(chatbot=ChatbotFactory(), at=BEFORE_START)
+    other = add_session(chatbot=ChatbotFactory(), at=BEFORE_START)
+    written = ((early, BEFORE_START, 8), (other, AT_START, 4), (early, BEFORE_END, 2), (other, AT_END, 1))
+    for session, at, count in written:
+        ChatMessageFactory.create_batch(count, session=session, created_at=at)
+    rollups_squash()
+    ChatMessageFactory(session=early, created_at=AT_START).delete()  # a delta that cancels out
+
+    assert selectors.message_count(period=period) == messages
+    assert ChatMessage.objects.filter(period.q("created_at")).count() == messages
 
 
 def test_top_chatbots_by_sessions_leaves_out_chatbots_without_a_session_in_the_period(new_york) -> None:
