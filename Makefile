@@ -42,7 +42,7 @@ BENCH_DB ?= postgres://postgres@127.0.0.1:5432/bench
 BENCH_ARGS ?=
 # The smoke run uses databases of its own, so that it never replaces a big dataset; its writes
 # (a second of the concurrent writers, a 2,000-row import) only check that they still run.
-BENCH_SMOKE_ARGS := --rows 2000 --reload --warmup 1 --repeat 3 --min-repeat 1 --budget 5 --timeout 30 \
+BENCH_SMOKE_ARGS := --rows 2000 --reload --warmup 1 --repeat 3 --min-repeat 1 --budget 5 --timeout 30 --periods today \
 	--write-seconds 1 --import-rows 2000
 
 .PHONY: bench bench-smoke

@@ -23,11 +23,22 @@ from bench.database import (
     bench_database_recreate,
 )
 from bench.dataset import DEFAULT_DAYS, DEFAULT_SEED, scale_for_rows
-from bench.measure import Options
+from bench.measure import TARGET_PERIODS, Options
 from bench.writes import DEFAULT_IMPORT_ROWS, DEFAULT_WRITE_SECONDS, WRITERS, WriteOptions
 
 # Only ever used against the benchmark's own database, with DEBUG off as in production.
 BENCH_SECRET_KEY = "bench-only-secret-key-never-used-by-a-deployment"  # noqa: S105
+
+
+def _presets_parse(value: str) -> tuple[str, ...]:
+    """Return the target periods, then the presets named in ``value`` (comma-separated) not among them."""
+    from reports.periods import PRESETS
+
+    named = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in named if name not in PRESETS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown period {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
+    return TARGET_PERIODS + tuple(dict.fromkeys(name for name in named if name not in TARGET_PERIODS))
 
 
 def arguments_parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +63,13 @@ def arguments_parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-repeat", type=int, default=Options.min_repeat, help="timed calls even past --budget")
     parser.add_argument("--budget", type=float, default=Options.budget, help="seconds per series before stopping")
     parser.add_argument("--timeout", type=float, default=Options.timeout, help="seconds one call may take")
+    parser.add_argument(
+        "--periods",
+        type=_presets_parse,
+        default=Options.periods,
+        help="comma-separated period presets to time the pages and selectors over, beyond the targets' "
+        f"{' and '.join(TARGET_PERIODS)} (e.g. today,last-7-days)",
+    )
     parser.add_argument(
         "--write-seconds",
         type=float,
@@ -196,7 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     from bench import measure, writes
 
     options = Options(
-        warmup=args.warmup, repeat=args.repeat, min_repeat=args.min_repeat, budget=args.budget, timeout=args.timeout
+        warmup=args.warmup,
+        repeat=args.repeat,
+        min_repeat=args.min_repeat,
+        budget=args.budget,
+        timeout=args.timeout,
+        periods=args.periods,
     )
     started_at = datetime.now(UTC)
     load_before = os.getloadavg()

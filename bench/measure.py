@@ -37,11 +37,18 @@ PAGES: tuple[Page, ...] = (
     Page("chatbots", ("admin:chatbot_chatbot_changelist",), "chatbot.Chatbot"),
     Page("dashboard", ("reports:dashboard", "admin:reports_dashboard")),
 )
-# (name, query parameters of the pages, preset of the selectors); None is all time.
-PERIODS: tuple[tuple[str, dict[str, str], str | None], ...] = (
-    ("all-time", {}, None),
-    ("last-30-days", {"period": "last-30-days"}, "last-30-days"),
-)
+# The periods of the scale issue's targets, measured in every run (``--periods`` adds other presets
+# of reports.periods.PRESETS, timed and reported alike but not checked against the targets).
+TARGET_PERIODS: tuple[str, ...] = ("all-time", "last-30-days")
+
+
+def periods_measured(*, presets: Sequence[str]) -> tuple[tuple[str, dict[str, str], str | None], ...]:
+    """Return (name, query parameters of the pages, preset of the selectors or None for all time) per preset."""
+    return tuple(
+        (preset, {}, None) if preset == "all-time" else (preset, {"period": preset}, preset) for preset in presets
+    )
+
+
 # Targets of the scale issue, checked on every page series (PostgreSQL 10M rows; SQLite 1M rows),
 # and on the write series (PostgreSQL): requests/s of 4 writers together, rows/s of a bulk import.
 TARGETS = {
@@ -69,6 +76,7 @@ class Options:
     min_repeat: int = 5
     budget: float = 60.0  # Seconds per series before it may stop short of ``repeat`` samples.
     timeout: float = 60.0  # Seconds one call may take before its queries are cancelled and the series ends.
+    periods: tuple[str, ...] = TARGET_PERIODS  # Presets of reports.periods.PRESETS, in the order measured.
 
 
 class CallTimeout(Exception):
@@ -267,7 +275,7 @@ def _first_reversible(url_names: tuple[str, ...]) -> str | None:
 
 
 def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Series]:
-    """Time every page of PAGES and every report selector of the registry, for each of PERIODS."""
+    """Time every page of PAGES and every report selector of the registry, for each period of ``options``."""
     from urllib.parse import urlencode
 
     from django.apps import apps
@@ -281,6 +289,7 @@ def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Se
 
     client = Client()
     client.force_login(bench_superuser())
+    periods = periods_measured(presets=options.periods)
     results: list[Series] = []
 
     def add(series: Series) -> None:
@@ -293,12 +302,12 @@ def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Se
     for page in PAGES:
         path = _first_reversible(page.url_names)
         if path is None:
-            for period, _, _ in PERIODS:
+            for period, _, _ in periods:
                 note = f"skipped: no URL {' or '.join(page.url_names)}"
                 add(Series(kind="page", target=page.key, period=period, note=note))
             continue
         model_admin = admin.site._registry.get(apps.get_model(page.model)) if page.model else None
-        for period, params, _ in PERIODS:
+        for period, params, _ in periods:
             url = f"{path}?{urlencode(params)}" if params else path
             add(_page_series(client=client, page=page, url=url, kind="page", period=period, options=options))
             if model_admin is None:
@@ -314,7 +323,7 @@ def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Se
                 )
 
     for key, report in REPORTS.items():
-        for period, _, preset in PERIODS:
+        for period, _, preset in periods:
             selected = period_from_preset(preset=preset) if preset else ALL_TIME
             if report.value is not None:
                 function, arguments = report.value, {"period": selected}
@@ -401,7 +410,7 @@ def ratios(*, results: list[Series], report_keys: dict[str, tuple[str, ...]]) ->
     by_key = {(series.kind, series.target, series.period): series for series in results}
     rows = []
     for series in results:
-        if series.kind != "page" or series.note:
+        if series.kind != "page" or series.note or series.period not in TARGET_PERIODS:
             continue
         bare = by_key.get(("page-no-reports", series.target, series.period))
         selectors = [by_key.get(("selector", key, series.period)) for key in report_keys.get(series.target, ())]
@@ -439,15 +448,15 @@ def targets_check(
     """Return each page series, then each write series, against the scale issue's targets for ``vendor``.
 
     ``baseline_rows`` (page, period, over_baseline), from a run given an earlier one at a smaller
-    size, add the flat-with-scale target. A write series without a target (the writes without
-    rollups) is left out.
+    size, add the flat-with-scale target. A page series of a period other than TARGET_PERIODS, and
+    a write series without a target (the writes without rollups), are left out.
     """
     goals = TARGETS.get(vendor, {})
     ratio_by_key = {(row["page"], row["period"]): row for row in ratio_rows}
     over_baseline = {(row["page"], row["period"]): row["over_baseline"] for row in baseline_rows}
     checks = []
     for series in results:
-        if series.kind != "page" or series.note:
+        if series.kind != "page" or series.note or series.period not in TARGET_PERIODS:
             continue
         if series.flagged:
             reason = series.error or f"status {series.status}"
@@ -579,7 +588,7 @@ def markdown_table(results: list[Series], ratio_rows: list[dict[str, Any]], writ
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for series in results:
-        if series.kind != "page" or series.note:
+        if series.kind != "page" or series.note or series.period not in TARGET_PERIODS:
             continue
         ratio = ratio_by_key.get((series.target, series.period), {})
         without = bare.get((series.target, series.period))

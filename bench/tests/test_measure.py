@@ -1,7 +1,8 @@
 import pytest
 
+from bench.__main__ import arguments_parse
 from bench.database import DEFAULT_SQLITE_PATH, BenchDatabaseError, bench_database_from_url
-from bench.measure import Series, percentile, ratios, reports_off, targets_check
+from bench.measure import TARGET_PERIODS, Series, percentile, periods_measured, ratios, reports_off, targets_check
 
 
 def test_percentile_is_nearest_rank():
@@ -139,3 +140,33 @@ def test_the_machine_speed_times_its_fixed_work_on_the_database():
     assert set(speed) == {"python_ms", "sql_ms"}
     assert all(value > 0 for value in speed.values())
     assert machine_speed_text({"python_ms": 52.04, "sql_ms": 7.0}) == "fixed Python loop 52.0 ms, fixed query 7.0 ms"
+
+
+def test_the_periods_option_adds_presets_after_the_targets_and_refuses_an_unknown_one(capsys):
+    assert arguments_parse([]).periods == TARGET_PERIODS == ("all-time", "last-30-days")
+    assert arguments_parse(["--periods", "today, last-30-days,today,last-7-days"]).periods == (
+        "all-time",
+        "last-30-days",
+        "today",
+        "last-7-days",
+    )
+    with pytest.raises(SystemExit):
+        arguments_parse(["--periods", "today,yesterday"])
+    assert "unknown period yesterday; choose from today, last-7-days" in capsys.readouterr().err
+    # All time is the page without a period parameter, and the selectors' ALL_TIME.
+    assert periods_measured(presets=("all-time", "today")) == (
+        ("all-time", {}, None),
+        ("today", {"period": "today"}, "today"),
+    )
+
+
+def test_pages_of_a_period_beyond_the_targets_are_reported_but_not_checked():
+    results = [
+        _series("page", "users", "all-time", [30.0], [200]),
+        _series("page", "users", "last-30-days", [90.0], [200]),
+        _series("page", "users", "today", [500.0], [200]),
+    ]
+
+    checks = targets_check(vendor="postgresql", results=results, ratio_rows=[])
+
+    assert [(check["period"], check["met"]) for check in checks] == [("all-time", True), ("last-30-days", False)]

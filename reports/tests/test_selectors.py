@@ -738,6 +738,31 @@ def test_pruning_reads_more_users_until_the_ranking_is_certain(small_rounds, dja
     assert rows == raw_selectors.top_users_by_cost(period=WINDOW, limit=2)
 
 
+def test_pruning_gives_up_after_two_rounds_as_shipped(django_assert_num_queries) -> None:
+    # Every one of 1,100 users spent 100 before the window and 12 of them 1 to 12 in it: the
+    # all-time bound of whoever is left out (100) is never beaten. The shipped rounds read 256
+    # users, then 1,024, then aggregate the window's rows of everyone; a third round of 4,096
+    # would have read them all by index instead.
+    model = AIModelFactory()
+    users = User.objects.bulk_create([User(username=f"user{number:04}") for number in range(1_100)])
+    spent = [
+        RequestCostFactory.build(user=user, ai_model=model, cost_usd=Decimal(100), created_at=BEFORE_WINDOW)
+        for user in users
+    ]
+    spent += [
+        RequestCostFactory.build(user=user, ai_model=model, cost_usd=Decimal(cost), created_at=IN_WINDOW)
+        for cost, user in enumerate(users[500:512], start=1)
+    ]
+    OpenRouterRequestCost.objects.bulk_create(spent)
+    rollups_squash()
+
+    with django_assert_num_queries(2 + 2 + 1):
+        rows = top_users_by_cost(period=WINDOW, limit=10)
+
+    assert [row.total_cost_usd for row in rows] == [Decimal(cost) for cost in range(12, 2, -1)]
+    assert rows == raw_selectors.top_users_by_cost(period=WINDOW, limit=10)
+
+
 def test_pruning_gives_up_and_aggregates_everyone_past_its_largest_round(
     small_rounds, monkeypatch, django_assert_num_queries
 ) -> None:
