@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -213,14 +213,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import measure, writes
 
-    options = Options(
-        warmup=args.warmup,
-        repeat=args.repeat,
-        min_repeat=args.min_repeat,
-        budget=args.budget,
-        timeout=args.timeout,
-        periods=args.periods,
-    )
+    # Each of the measuring options is the command-line option of the same name.
+    options = Options(**{option.name: getattr(args, option.name) for option in fields(Options)})
     started_at = datetime.now(UTC)
     load_before = os.getloadavg()
     scale = dataset.get("scale", {})
