@@ -410,7 +410,7 @@ def ratios(*, results: list[Series], report_keys: dict[str, tuple[str, ...]]) ->
     by_key = {(series.kind, series.target, series.period): series for series in results}
     rows = []
     for series in results:
-        if series.kind != "page" or series.note or series.period not in TARGET_PERIODS:
+        if series.kind != "page" or series.note:
             continue
         bare = by_key.get(("page-no-reports", series.target, series.period))
         selectors = [by_key.get(("selector", key, series.period)) for key in report_keys.get(series.target, ())]
@@ -588,7 +588,7 @@ def markdown_table(results: list[Series], ratio_rows: list[dict[str, Any]], writ
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for series in results:
-        if series.kind != "page" or series.note or series.period not in TARGET_PERIODS:
+        if series.kind != "page" or series.note:
             continue
         ratio = ratio_by_key.get((series.target, series.period), {})
         without = bare.get((series.target, series.period))

@@ -2,7 +2,16 @@ import pytest
 
 from bench.__main__ import arguments_parse
 from bench.database import DEFAULT_SQLITE_PATH, BenchDatabaseError, bench_database_from_url
-from bench.measure import TARGET_PERIODS, Series, percentile, periods_measured, ratios, reports_off, targets_check
+from bench.measure import (
+    TARGET_PERIODS,
+    Series,
+    markdown_table,
+    percentile,
+    periods_measured,
+    ratios,
+    reports_off,
+    targets_check,
+)
 
 
 def test_percentile_is_nearest_rank():
@@ -170,3 +179,6 @@ def test_pages_of_a_period_beyond_the_targets_are_reported_but_not_checked():
     checks = targets_check(vendor="postgresql", results=results, ratio_rows=[])
 
     assert [(check["period"], check["met"]) for check in checks] == [("all-time", True), ("last-30-days", False)]
+    # Its figures are reported like the others'.
+    assert [row["period"] for row in ratios(results=results, report_keys={})] == ["all-time", "last-30-days", "today"]
+    assert "| users | today | 200 | 500.0 |" in markdown_table(results, [])
