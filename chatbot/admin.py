@@ -1,11 +1,10 @@
 """Admin for chatbots, their sessions and messages, and the cost of every request."""
 
 from django.contrib import admin
-from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR
 from django.http import HttpRequest
 
 from chatbot.models import Chatbot, ChatMessage, ChatSession, OpenRouterRequestCost
-from core.admin import KnownCountMixin, QuickActionCheckboxMixin
+from core.admin import KnownCountMixin, QuickActionCheckboxMixin, change_list_is_whole
 from core.paginators import EstimatedCountPaginator
 from reports import selectors
 from reports.admin import PeriodAdminMixin, ReportsAdminMixin, SelectedRelatedFilter
@@ -56,7 +55,7 @@ class ChatMessageAdmin(KnownCountMixin, QuickActionCheckboxMixin, admin.ModelAdm
     def list_known_count(self, request: HttpRequest) -> int | None:
         # The whole list, only sorted or paged, is counted exactly from the chatbots' rollups; a
         # search, a filter or a popup counts the list itself.
-        return selectors.message_count() if set(request.GET) <= {ORDER_VAR, PAGE_VAR} else None
+        return selectors.message_count() if change_list_is_whole(request=request) else None
 
     @admin.display(description="Content")
     def short_content(self, message: ChatMessage) -> str:

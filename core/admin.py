@@ -1,8 +1,10 @@
 """Admin helpers shared by the apps' ModelAdmins."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -27,6 +29,19 @@ class QuickActionCheckboxMixin:
             str(obj.pk),
             label,
         )
+
+
+# Query parameters of a change list that neither filter nor search it: its ordering and page.
+_UNFILTERING_PARAMS = frozenset({ORDER_VAR, PAGE_VAR})
+
+
+def change_list_is_whole(*, request: HttpRequest, also: Iterable[str] = ()) -> bool:
+    """Return whether ``request`` asks for every row of a change list: no parameter but its ordering, page and ``also``.
+
+    Any other parameter narrows or changes the list: a search, a filter, "show all", a popup, or
+    one the change list will reject.
+    """
+    return not set(request.GET) - _UNFILTERING_PARAMS - set(also)
 
 
 class KnownCountMixin:

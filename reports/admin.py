@@ -5,12 +5,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.views.main import IS_POPUP_VAR, ORDER_VAR, PAGE_VAR, ChangeList
+from django.contrib.admin.views.main import IS_POPUP_VAR, ChangeList
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from core.admin import KnownCountMixin, QuickActionCheckboxMixin
+from core.admin import KnownCountMixin, QuickActionCheckboxMixin, change_list_is_whole
 from reports import selectors
 from reports.charts import StackedBarChart, usage_charts
 from reports.http import (
@@ -128,17 +128,13 @@ class PeriodChangeList(ChangeList):
         return queryset
 
 
-# Query parameters of a change list that neither filter nor search it: its ordering, page and period.
-_UNFILTERING_PARAMS = {ORDER_VAR, PAGE_VAR, *PERIOD_PARAMS}
-
-
 def period_only_selection(*, request: HttpRequest) -> Period | None:
     """Return the period a change list request selects when nothing else filters the list, else None.
 
     None too for an unusable period (the list is then not filtered at all) and for any other
     parameter: a search, a filter, "show all", a popup, or one the change list will reject.
     """
-    if set(request.GET) - _UNFILTERING_PARAMS:
+    if not change_list_is_whole(request=request, also=PERIOD_PARAMS):
         return None
     return period_selection_from_request(request=request).period
 

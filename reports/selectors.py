@@ -389,8 +389,7 @@ def session_count(*, period: Period = ALL_TIME) -> int:
 
     Exact, like COUNT(*) over the period's sessions; read from the primary, as ``request_count``.
     """
-    rows = _rows(period=period, daily=ChatbotDailyUsage, total=ChatbotTotalUsage)
-    return rows.aggregate(sessions=_count("session_count"))["sessions"] or 0
+    return _chatbots_sum(period=period, measure="session_count")
 
 
 def message_count(*, period: Period = ALL_TIME) -> int:
@@ -399,8 +398,13 @@ def message_count(*, period: Period = ALL_TIME) -> int:
     Exact, like COUNT(*) over the period's messages: every message is in a session of a chatbot,
     and counts on its own day. Read from the primary, as ``request_count``.
     """
+    return _chatbots_sum(period=period, measure="message_count")
+
+
+def _chatbots_sum(*, period: Period, measure: str) -> int:
+    """Return the sum of a count of the chatbots' rollup rows over the period."""
     rows = _rows(period=period, daily=ChatbotDailyUsage, total=ChatbotTotalUsage)
-    return rows.aggregate(messages=_count("message_count"))["messages"] or 0
+    return rows.aggregate(total=_count(measure))["total"] or 0
 
 
 @reads_reports_database
