@@ -123,17 +123,16 @@ def _with_entities(
     return results
 
 
-# The pruning of the top-user reports (``_top_users``): squashed users read in the first round
-# (at least this many, and so many per row asked for), four times more in each next round, the
-# most rounds, and the most users a round reads; past either, it aggregates every user instead.
-# The rounds fail on a short period (a day's figures are far below the all-time ones that bound
-# them), whose days every user's rows are few: there, a third round of thousands of users cost
-# more than aggregating them all (at 10M requests, "today" took 268 ms with rounds of 256, 1,024,
-# 4,096 and 16,384 users, and 24 ms after two).
-PRUNING_FIRST_CANDIDATES = 256
+# The pruning of the top-user reports (``_top_users``): the first round reads the squashed users
+# of highest bound (at least PRUNING_FIRST_CANDIDATES, and PRUNING_CANDIDATES_PER_ROW per row
+# asked for); a second round, when needed, every user whose bound reaches the first round's last
+# row, unless more than PRUNING_MAX_CANDIDATES do: then it aggregates every user instead. That
+# happens over a short period (a day's figures are far below the all-time ones that bound them),
+# whose few rows per user make aggregating them all cheap (at 10M requests, "today" took 268 ms
+# in growing rounds of 256 to 16,384 users, and 24 ms aggregating them all).
+PRUNING_FIRST_CANDIDATES = 128
 PRUNING_CANDIDATES_PER_ROW = 4
-PRUNING_MAX_ROUNDS = 2
-PRUNING_MAX_CANDIDATES = 16_384
+PRUNING_MAX_CANDIDATES = 4_096
 
 
 def _top_users(
@@ -144,52 +143,70 @@ def _top_users(
     ``top(rows)`` aggregates per-user rollup rows (UserTotalUsage for all time, UserDailyUsage
     for a period) into the report's ordered, limited rows; its first ordering is on the figure
     that ``bound`` (a column of UserTotalUsage) sums over all time. No request adds a negative
-    amount, so a user's all-time sum bounds that user's figure in any period from above. Users
-    are taken in decreasing order of their squashed all-time row (one per user, see
-    reports.rollups' squash), with every user that has fresh deltas; when the last row of the
-    result ranks strictly above the bound of the first user left out, nobody left out can rank,
-    and the result is exact. Otherwise it reads four times as many users, for at most
-    PRUNING_MAX_ROUNDS rounds of at most PRUNING_MAX_CANDIDATES users, then aggregates them all.
+    amount, so a user's all-time sum bounds that user's figure in any period from above; users
+    with fresh deltas (whose squashed row may understate them) are always read. The first round
+    reads the users of highest squashed bound: when its last row ranks strictly above the bound
+    of the first user left out, nobody left out can rank. Otherwise that last row's figure is a
+    floor the final last row reaches, and the second round reads every user whose bound reaches
+    it, so that nobody left out can rank either. Past PRUNING_MAX_CANDIDATES users, or when the
+    first round found fewer than ``limit`` rows, it aggregates every user.
     """
     rows = _rows(period=period, daily=UserDailyUsage, total=UserTotalUsage)
-    size = max(PRUNING_FIRST_CANDIDATES, PRUNING_CANDIDATES_PER_ROW * limit)
     primary = order.split()[0]
-    for _ in range(PRUNING_MAX_ROUNDS):
-        if size > PRUNING_MAX_CANDIDATES:
-            break
-        ranked, floor, with_deltas = _ranked_users(bound=bound, size=size)
-        if not ranked | with_deltas:
-            return []  # no user has a rollup row
+
+    def ranked_by(candidates: set[int]) -> list[dict[str, Any]]:
         # A list of ids, not a subquery: the database then reads just these users' rows by index.
-        candidates = rows.filter(user_id__in=sorted(ranked | with_deltas))
-        result = _with_entities(top(candidates), key="user_id", entity=User, columns=("username",), order=order)
-        if floor is None or (len(result) == limit and result[-1][primary] > floor):
-            return result
-        size *= 4
+        chosen = rows.filter(user_id__in=sorted(candidates))
+        return _with_entities(top(chosen), key="user_id", entity=User, columns=("username",), order=order)
+
+    size = min(max(PRUNING_FIRST_CANDIDATES, PRUNING_CANDIDATES_PER_ROW * limit), PRUNING_MAX_CANDIDATES)
+    ranked, next_bound = _ranked_users(bound=bound, size=size)
+    if not ranked:
+        return []  # no user has a rollup row
+    result = ranked_by(ranked)
+    if next_bound is None or (len(result) == limit and result[-1][primary] > next_bound):
+        return result
+    if len(result) == limit:
+        reaching, too_many = _ranked_users(bound=bound, size=PRUNING_MAX_CANDIDATES, floor=result[-1][primary])
+        if too_many is None:
+            return ranked_by(reaching)
     return _with_entities(top(rows), key="user_id", entity=User, columns=("username",), order=order)
 
 
-def _ranked_users(*, bound: str, size: int) -> tuple[set[int], Any, set[int]]:
-    """Return the ``size`` users of highest squashed ``bound``, the next one's bound or None, the users with deltas."""
+def _ranked_users(*, bound: str, size: int, floor: Any = None) -> tuple[set[int], Any]:
+    """Return the users that can rank by ``bound``, and the bound of the first squashed user left out, or None.
+
+    They are the ``size`` squashed users of highest ``bound`` (with ``floor``: every one whose
+    bound is at least ``floor``, plus the next one if more than ``size`` do), and every user with
+    fresh deltas.
+    """
     table = UserTotalUsage._meta.db_table
     field = UserTotalUsage._meta.get_field(bound)
     connection = connections[UserTotalUsage.objects.db]
+    at_least, params = (
+        ("", [])
+        if floor is None
+        else (
+            f" AND {bound} >= %s",
+            [field.get_db_prep_value(floor, connection=connection)],
+        )
+    )
     with connection.cursor() as cursor:
         # One round trip; the first part walks the squashed rows' index on ``bound``.
         cursor.execute(
-            f"SELECT user_id, {bound}, 1 FROM (SELECT user_id, {bound} FROM {table} WHERE is_squashed "
+            f"SELECT user_id, {bound}, 1 FROM (SELECT user_id, {bound} FROM {table} WHERE is_squashed{at_least} "
             f"ORDER BY {bound} DESC, user_id LIMIT %s) ranked "
             # The second column is unused there; MIN() just keeps the column's type for the UNION.
             f"UNION ALL SELECT user_id, MIN({bound}), 0 FROM {table} WHERE NOT is_squashed GROUP BY user_id",
-            [size + 1],
+            [*params, size + 1],
         )
         fetched = cursor.fetchall()
     ranked = [(user_id, value) for user_id, value, is_ranked in fetched if is_ranked]
     with_deltas = {user_id for user_id, _, is_ranked in fetched if not is_ranked}
-    floor = (
+    next_bound = (
         field_value_from_db(field=field, value=ranked[size][1], connection=connection) if len(ranked) > size else None
     )
-    return {user_id for user_id, _ in ranked[:size]}, floor, with_deltas
+    return {user_id for user_id, _ in ranked[:size]} | with_deltas, next_bound
 
 
 @reads_reports_database

@@ -449,7 +449,7 @@ def page_queries(client, url: str) -> int:
     [
         # Session, user, the list's rows and its count (and the unfiltered count, except on the
         # request list, which skips it), then one query per report, two per top-user report (the
-        # bound of the users left out, then the rows; more rounds only past 256 users). Besides:
+        # bound of the users left out, then the rows; a second round only past 128 users). Besides:
         # Users lists its groups for a filter; AI Models reads its last catalog sync and lists its
         # providers for a filter; the request list adds the headline figures (2: totals, then active
         # users; all time has no previous period) and the daily chart (2: the first request's day,

@@ -263,7 +263,7 @@ def test_admin_index_links_the_dashboard_for_a_chatbot_viewer(client, db):
     ("params", "expected"),
     [
         # Session and user; the first request (does the period end before it?); 6 reports, and 2
-        # bounds of the users the top-user reports leave out (one round up to 256 users); 3 for
+        # bounds of the users the top-user reports leave out (one round up to 128 users); 3 for
         # the headline figures and the previous period's (the totals of each, the active users of
         # both); 1 for the days; 1 for unit economics.
         (PERIOD_QUERY, 2 + 1 + 6 + 2 + 3 + 1 + 1),

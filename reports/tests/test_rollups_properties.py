@@ -331,8 +331,6 @@ def pruning(*, first: int | None, most: int | None) -> Iterator[None]:
         mock.patch.object(selectors, "PRUNING_FIRST_CANDIDATES", first),
         mock.patch.object(selectors, "PRUNING_CANDIDATES_PER_ROW", 1),
         mock.patch.object(selectors, "PRUNING_MAX_CANDIDATES", most),
-        # As many rounds as the sizes allow: 1, 4, 16... users until the ranking is certain.
-        mock.patch.object(selectors, "PRUNING_MAX_ROUNDS", 100),
     ):
         yield
 

@@ -680,9 +680,10 @@ def test_top_users_by_free_usage_counts_only_requests_in_the_period(new_york, pe
 
 # --- The top-user reports' pruning -----------------------------------------------------------
 #
-# Users are read in rounds, in decreasing order of their squashed all-time figure, which bounds
-# any period's; here in rounds of 1, 4, 16... users instead of 256, 1024... Each round is two
-# queries: the bound of the first user left out, then the candidates' rows.
+# Users are read in decreasing order of their squashed all-time figure, which bounds any
+# period's: first the users of highest bound (here one per row asked for, instead of 128), then,
+# if that cannot settle the ranking, every user whose bound reaches the first round's last row.
+# Each round is two queries: the users, then their rows.
 
 WINDOW = Period(since=date(2026, 6, 1), until=date(2026, 6, 30))
 IN_WINDOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
@@ -695,12 +696,31 @@ def small_rounds(monkeypatch):
     monkeypatch.setattr(selectors, "PRUNING_CANDIDATES_PER_ROW", 1)
 
 
+@pytest.fixture
+def rounds(monkeypatch) -> list[set[int]]:
+    """Record the ids of the users each round of the pruning reads."""
+    read: list[set[int]] = []
+    ranked_users = selectors._ranked_users
+
+    def recording(**kwargs):
+        users, next_bound = ranked_users(**kwargs)
+        read.append(set(users))
+        return users, next_bound
+
+    monkeypatch.setattr(selectors, "_ranked_users", recording)
+    return read
+
+
 def spend(user: User, *, before: str = "0", within: str = "0", model: AIModel | None = None) -> None:
     """Give ``user`` requests costing ``before`` ahead of WINDOW and ``within`` in it (one token per USD cent)."""
     model = model or AIModelFactory()
     for cost, at in ((before, BEFORE_WINDOW), (within, IN_WINDOW)):
         if Decimal(cost):
             add_request(user=user, ai_model=model, tokens=int(Decimal(cost) * 100), cost=cost, at=at)
+
+
+def ids(*users: User) -> set[int]:
+    return {user.pk for user in users}
 
 
 def cost_rows(rows: list[UserCostRow]) -> list[tuple[str, Decimal]]:
@@ -722,27 +742,51 @@ def test_pruning_stops_once_nobody_left_out_can_rank(small_rounds, django_assert
     assert rows == raw_selectors.top_users_by_cost(period=WINDOW, limit=1)
 
 
-def test_pruning_reads_more_users_until_the_ranking_is_certain(small_rounds, django_assert_num_queries) -> None:
-    old, steady, newcomer, idle = (UserFactory(username=name) for name in ("old", "steady", "newcomer", "idle"))
+def test_second_round_reads_every_user_whose_bound_reaches_the_first_rounds_last_row(
+    small_rounds, rounds, django_assert_num_queries
+) -> None:
+    old, steady, newcomer, idle, dormant = (
+        UserFactory(username=name) for name in ("old", "steady", "newcomer", "idle", "dormant")
+    )
     spend(old, before="100", within="1")  # all time 101
     spend(steady, before="50", within="2")  # 52
     spend(newcomer, within="3")  # 3
     spend(idle, before="10")  # 10, nothing in June
+    spend(dormant, before="0.5")  # 0.5: below any June figure that can rank
     rollups_squash()
 
-    # Round 1 (old) gives one row of 1, below the next bound, 52; round 2 reads all four users.
+    # Round 1 (old, steady) gives rows of 2 and 1, the last below the next bound (idle's 10);
+    # round 2 reads every user whose bound is at least 1, which leaves dormant out.
     with django_assert_num_queries(4):
         rows = top_users_by_cost(period=WINDOW, limit=2)
 
+    assert rounds == [ids(old, steady), ids(old, steady, newcomer, idle)]
     assert cost_rows(rows) == [("newcomer", Decimal(3)), ("steady", Decimal(2))]
     assert rows == raw_selectors.top_users_by_cost(period=WINDOW, limit=2)
 
 
-def test_pruning_gives_up_after_two_rounds_as_shipped(django_assert_num_queries) -> None:
-    # Every one of 1,100 users spent 100 before the window and 12 of them 1 to 12 in it: the
-    # all-time bound of whoever is left out (100) is never beaten. The shipped rounds read 256
-    # users, then 1,024, then aggregate the window's rows of everyone; a third round of 4,096
-    # would have read them all by index instead.
+def test_second_round_reads_a_user_whose_bound_equals_the_first_rounds_last_row(small_rounds, rounds) -> None:
+    model = AIModelFactory()
+    leader, runner, newcomer = (UserFactory(username=name) for name in ("leader", "runner", "newcomer"))
+    spend(leader, before="90", within="10", model=model)  # all time 100
+    spend(runner, before="57", within="3", model=model)  # 60, and 300 tokens in June
+    # All time 3, all of it in June, as runner's June: more tokens break the tie in its favour.
+    add_request(user=newcomer, ai_model=model, tokens=500, cost="3", at=IN_WINDOW)
+    rollups_squash()
+
+    rows = top_users_by_cost(period=WINDOW, limit=2)
+
+    # Round 1's last row (runner, 3) is not above newcomer's bound (3): round 2 must read newcomer.
+    assert rounds == [ids(leader, runner), ids(leader, runner, newcomer)]
+    assert cost_rows(rows) == [("leader", Decimal(10)), ("newcomer", Decimal(3))]
+    assert rows == raw_selectors.top_users_by_cost(period=WINDOW, limit=2)
+
+
+def test_second_round_as_shipped(rounds, django_assert_num_queries) -> None:
+    # Every one of 1,100 users spent 100 before the window, and 12 of them 1 to 12 in it, which
+    # puts those 12 in the first round (the 128 highest bounds): its 10th row (3) is below the
+    # bound of whoever is left out (100), and every user's bound reaches 3. The second round reads
+    # them all by id.
     model = AIModelFactory()
     users = User.objects.bulk_create([User(username=f"user{number:04}") for number in range(1_100)])
     spent = [
@@ -751,34 +795,57 @@ def test_pruning_gives_up_after_two_rounds_as_shipped(django_assert_num_queries)
     ]
     spent += [
         RequestCostFactory.build(user=user, ai_model=model, cost_usd=Decimal(cost), created_at=IN_WINDOW)
-        for cost, user in enumerate(users[500:512], start=1)
+        for cost, user in enumerate(users[100:112], start=1)
     ]
     OpenRouterRequestCost.objects.bulk_create(spent)
     rollups_squash()
 
-    with django_assert_num_queries(2 + 2 + 1):
+    with django_assert_num_queries(2 + 2):
         rows = top_users_by_cost(period=WINDOW, limit=10)
 
+    assert [len(users) for users in rounds] == [128, 1_100]
     assert [row.total_cost_usd for row in rows] == [Decimal(cost) for cost in range(12, 2, -1)]
     assert rows == raw_selectors.top_users_by_cost(period=WINDOW, limit=10)
 
 
-def test_pruning_gives_up_and_aggregates_everyone_past_its_largest_round(
-    small_rounds, monkeypatch, django_assert_num_queries
+def test_pruning_aggregates_everyone_when_too_many_users_reach_the_first_rounds_last_row(
+    small_rounds, monkeypatch, rounds, django_assert_num_queries
 ) -> None:
     monkeypatch.setattr(selectors, "PRUNING_MAX_CANDIDATES", 2)
+    first, second, riser, idle = (UserFactory(username=name) for name in ("first", "second", "riser", "idle"))
+    spend(first, before="95", within="5")  # 100
+    spend(second, before="46", within="4")  # 50
+    spend(riser, before="10", within="6")  # 16
+    spend(idle, before="8")  # 8
+    rollups_squash()
+
+    # Round 1 (first, second): rows of 5 and 4, below riser's bound, 16. Three users reach 4, more
+    # than 2: one query over every user's rows, not a round of them.
+    with django_assert_num_queries(2 + 1 + 1):
+        rows = top_users_by_cost(period=WINDOW, limit=2)
+
+    assert rounds == [ids(first, second), ids(first, second)]
+    assert cost_rows(rows) == [("riser", Decimal(6)), ("first", Decimal(5))]
+    assert rows == raw_selectors.top_users_by_cost(period=WINDOW, limit=2)
+
+
+def test_pruning_aggregates_everyone_when_the_first_round_finds_too_few_rows(
+    small_rounds, rounds, django_assert_num_queries
+) -> None:
     old, idle, newcomer = (UserFactory(username=name) for name in ("old", "idle", "newcomer"))
     spend(old, before="100", within="1")
     spend(idle, before="10")
     spend(newcomer, within="3")
     rollups_squash()
 
-    # One round of 2 users (old, idle: one row, of 1, not above the next bound, 3), then no round
-    # of 8 but one query over every user.
+    # Round 1 (old, idle) finds one row for two asked: anyone active in June may rank, so one
+    # query over every user.
     with django_assert_num_queries(3):
         rows = top_users_by_cost(period=WINDOW, limit=2)
 
+    assert rounds == [ids(old, idle)]
     assert cost_rows(rows) == [("newcomer", Decimal(3)), ("old", Decimal(1))]
+    assert rows == raw_selectors.top_users_by_cost(period=WINDOW, limit=2)
 
 
 def test_users_with_fresh_deltas_are_always_candidates(small_rounds, django_assert_num_queries) -> None:
