@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     write_results, cleanup = writes.measure_writes(options=write_options)
     report_keys = measure.page_report_keys()
     ratio_rows = measure.ratios(results=results, report_keys=report_keys)
+    report_rows = measure.report_ratios(results=results)
     baseline = json.loads(args.baseline.read_text()) if args.baseline else None
     compared = _baseline_compare(baseline=baseline, results=results) if baseline else []
     checks = measure.targets_check(
@@ -248,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Ratios within this run (p50): page / page without reports, and the raw selectors' sum / page")
     print(measure.ratios_table(ratio_rows))
+    print()
+    print("Each report within this run (p50): as the pages compute it from the rollups, and from the raw rows")
+    print(measure.report_ratios_table(report_rows))
     if compared:
         print()
         print(f"Against {args.baseline} (p50 now / p50 then; the scale target is at most 1.5x):")
@@ -307,11 +311,12 @@ def main(argv: list[str] | None = None) -> int:
         "git": _git_revision(),
         "series": [series.as_dict() for series in results],
         "ratios": ratio_rows,
+        "report_ratios": report_rows,
         "writes": [series.as_dict() for series in write_results],
         "writes_cleanup": cleanup,
         "targets": checks,
         "baseline": {"file": str(args.baseline), "pages": compared} if baseline else None,
-        "markdown": measure.markdown_table(results, ratio_rows, write_results),
+        "markdown": measure.markdown_table(results, ratio_rows, write_results, report_rows),
     }
     output.write_text(json.dumps(document, indent=2) + "\n")
     print(f"Wrote {output}")

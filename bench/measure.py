@@ -119,7 +119,9 @@ def watchdog(seconds: float) -> Iterator[None]:
 class Series:
     """One timed thing (a page, a page without reports, a selector) for one period."""
 
-    kind: str  # "page", "page-no-reports" or "selector"
+    # "page", "page-no-reports", "rollup-selector" (a report as the pages compute it) or "selector"
+    # (the same report aggregated from the raw rows)
+    kind: str
     target: str
     period: str
     url: str = ""
@@ -274,8 +276,21 @@ def _first_reversible(url_names: tuple[str, ...]) -> str | None:
     return None
 
 
+def _selector_series(
+    *, kind: str, key: str, period: str, function: Callable[..., Any], arguments: dict[str, Any], options: Options
+) -> Series:
+    series = Series(kind=kind, target=key, period=period, url=f"{function.__module__}.{function.__qualname__}")
+    try:
+        _timed(lambda: function(**arguments), options=options, on_result=lambda _: None, samples=series.samples_ms)
+    except CallTimeout as error:
+        series.error = str(error)
+    except Exception as error:
+        series.error = f"{type(error).__name__}: {error}"[:500]
+    return series
+
+
 def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Series]:
-    """Time every page of PAGES and every report selector of the registry, for each period of ``options``."""
+    """Time every page of PAGES, and every report of the registry from the rollups and raw, over each period."""
     from urllib.parse import urlencode
 
     from django.apps import apps
@@ -329,23 +344,15 @@ def measure(*, options: Options, echo: Callable[[str], None] = print) -> list[Se
                 function, arguments = report.value, {"period": selected}
             else:
                 function, arguments = report.rows, {"period": selected, "limit": DEFAULT_LIMIT}
-            # The pages read the rollups; the baseline is the same report aggregated from the raw rows.
-            function = getattr(raw_selectors, function.__name__)
-            series = Series(
-                kind="selector", target=key, period=period, url=f"{function.__module__}.{function.__qualname__}"
-            )
-            try:
-                _timed(
-                    lambda function=function, arguments=arguments: function(**arguments),
-                    options=options,
-                    on_result=lambda _: None,
-                    samples=series.samples_ms,
+            # The report as the pages compute it, from the rollups; then the same report aggregated
+            # from the raw rows, the baseline.
+            raw = getattr(raw_selectors, function.__name__)
+            for kind, selector in (("rollup-selector", function), ("selector", raw)):
+                add(
+                    _selector_series(
+                        kind=kind, key=key, period=period, function=selector, arguments=arguments, options=options
+                    )
                 )
-            except CallTimeout as error:
-                series.error = str(error)
-            except Exception as error:
-                series.error = f"{type(error).__name__}: {error}"[:500]
-            add(series)
     return results
 
 
@@ -432,6 +439,29 @@ def ratios(*, results: list[Series], report_keys: dict[str, tuple[str, ...]]) ->
                 "raw_selectors_p50_ms": _round(raw),
                 "raw_over_page": _round(raw / series.p50) if raw is not None and series.p50 else None,
                 "flagged": series.flagged or bool(bare and bare.flagged),
+            }
+        )
+    return rows
+
+
+def report_ratios(*, results: list[Series]) -> list[dict[str, Any]]:
+    """Return, per report and period, its rollup selector's p50 against its raw selector's."""
+    raw_by_key = {(series.target, series.period): series for series in results if series.kind == "selector"}
+    rows = []
+    for series in results:
+        if series.kind != "rollup-selector":
+            continue
+        raw = raw_by_key.get((series.target, series.period))
+        rollup_p50 = series.p50
+        raw_p50 = raw.p50 if raw else None
+        rows.append(
+            {
+                "report": series.target,
+                "period": series.period,
+                "rollup_p50_ms": _round(rollup_p50),
+                "raw_p50_ms": _round(raw_p50),
+                "raw_over_rollup": _round(raw_p50 / rollup_p50) if rollup_p50 and raw_p50 is not None else None,
+                "flagged": series.flagged or bool(raw and raw.flagged) or raw is None,
             }
         )
     return rows
@@ -560,6 +590,23 @@ def ratios_table(ratio_rows: list[dict[str, Any]]) -> str:
     return _table(headers, rows, "llrrrrrrl")
 
 
+def report_ratios_table(report_rows: list[dict[str, Any]]) -> str:
+    """Return each report's rollup selector against its raw selector as a plain-text table."""
+    rows = [
+        [
+            row["report"],
+            row["period"],
+            _ms(row["rollup_p50_ms"]),
+            _ms(row["raw_p50_ms"]),
+            _times(row["raw_over_rollup"]),
+            "!" if row["flagged"] else "",
+        ]
+        for row in report_rows
+    ]
+    headers = ["report", "period", "rollup p50", "raw p50", "raw/rollup", "flag"]
+    return _table(headers, rows, "llrrrl")
+
+
 def writes_table(writes: Sequence[WriteSeries]) -> str:
     """Return the write series as a plain-text table."""
     rows = [
@@ -579,8 +626,13 @@ def writes_table(writes: Sequence[WriteSeries]) -> str:
     return _table(headers, rows, "lrrrrrrl")
 
 
-def markdown_table(results: list[Series], ratio_rows: list[dict[str, Any]], writes: Sequence[WriteSeries] = ()) -> str:
-    """Return the page timings and ratios (and the write series) as Markdown tables, ready for the README."""
+def markdown_table(
+    results: list[Series],
+    ratio_rows: list[dict[str, Any]],
+    writes: Sequence[WriteSeries] = (),
+    report_rows: Sequence[dict[str, Any]] = (),
+) -> str:
+    """Return the pages' timings and ratios, the reports' and the write series as Markdown tables for the README."""
     ratio_by_key = {(row["page"], row["period"]): row for row in ratio_rows}
     bare = {(s.target, s.period): s for s in results if s.kind == "page-no-reports"}
     lines = [
@@ -597,6 +649,17 @@ def markdown_table(results: list[Series], ratio_rows: list[dict[str, Any]], writ
             f"{_ms(without.p50 if without else None)} | {_ms(ratio.get('raw_selectors_p50_ms'))} | "
             f"{_times(ratio.get('raw_over_page'))} |"
         )
+    if report_rows:
+        lines += [
+            "",
+            "| report | period | from the rollups p50 ms | raw p50 ms | raw / rollups |",
+            "|---|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {row['report']} | {row['period']} | {_ms(row['rollup_p50_ms'])} | {_ms(row['raw_p50_ms'])} | "
+            f"{_times(row['raw_over_rollup'])} |"
+            for row in report_rows
+        ]
     if writes:
         lines += [
             "",

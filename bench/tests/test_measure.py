@@ -4,14 +4,18 @@ from bench.__main__ import arguments_parse
 from bench.database import DEFAULT_SQLITE_PATH, BenchDatabaseError, bench_database_from_url
 from bench.measure import (
     TARGET_PERIODS,
+    Options,
     Series,
     markdown_table,
+    measure,
     percentile,
     periods_measured,
     ratios,
+    report_ratios,
     reports_off,
     targets_check,
 )
+from reports.registry import REPORTS
 
 
 def test_percentile_is_nearest_rank():
@@ -182,3 +186,58 @@ def test_pages_of_a_period_beyond_the_targets_are_reported_but_not_checked():
     # Its figures are reported like the others'.
     assert [row["period"] for row in ratios(results=results, report_keys={})] == ["all-time", "last-30-days", "today"]
     assert "| users | today | 200 | 500.0 |" in markdown_table(results, [])
+
+
+def test_report_ratios_compare_each_report_from_the_rollups_with_the_same_report_from_the_raw_rows():
+    results = [
+        _series("rollup-selector", "top_users_by_cost", "all-time", [4.0, 5.0, 6.0]),
+        _series("selector", "top_users_by_cost", "all-time", [900.0, 1000.0, 1100.0]),
+        _series("rollup-selector", "top_users_by_cost", "last-30-days", [8.0]),
+        # The raw selector ran past its timeout: no figure, and the row says so.
+        Series(
+            kind="selector", target="top_users_by_cost", period="last-30-days", error="timeout: cancelled after 60 s"
+        ),
+    ]
+
+    rows = report_ratios(results=results)
+
+    assert rows == [
+        {
+            "report": "top_users_by_cost",
+            "period": "all-time",
+            "rollup_p50_ms": 5.0,
+            "raw_p50_ms": 1000.0,
+            "raw_over_rollup": 200.0,
+            "flagged": False,
+        },
+        {
+            "report": "top_users_by_cost",
+            "period": "last-30-days",
+            "rollup_p50_ms": 8.0,
+            "raw_p50_ms": None,
+            "raw_over_rollup": None,
+            "flagged": True,
+        },
+    ]
+    table = markdown_table(results, [], report_rows=rows)
+    assert "| top_users_by_cost | all-time | 5.0 | 1000.0 | 200.00x |" in table
+    assert "| top_users_by_cost | last-30-days | 8.0 | - | - |" in table
+    # The page targets do not read them.
+    assert targets_check(vendor="postgresql", results=results, ratio_rows=[]) == []
+
+
+@pytest.mark.django_db
+def test_measure_times_each_report_from_the_rollups_and_from_the_raw_rows():
+    results = measure(options=Options(warmup=0, repeat=1, min_repeat=1), echo=lambda line: None)
+
+    selectors = {(s.kind, s.target, s.period): s for s in results if s.kind in ("rollup-selector", "selector")}
+    top_users = [selectors[kind, "top_users_by_cost", "last-30-days"] for kind in ("rollup-selector", "selector")]
+    assert [series.url for series in top_users] == [
+        "reports.selectors.top_users_by_cost",
+        "reports.raw_selectors.top_users_by_cost",
+    ]
+    assert all(len(series.samples_ms) == 1 and not series.flagged for series in selectors.values())
+    # Every report of the registry, both ways, over both periods of the targets.
+    assert {target for _, target, _ in selectors} == set(REPORTS)
+    assert len(selectors) == 2 * 2 * len(REPORTS)
+    assert all(series.statuses == [200] for series in results if series.kind == "page")
