@@ -117,7 +117,7 @@ def watchdog(seconds: float) -> Iterator[None]:
 
 @dataclass
 class Series:
-    """One timed thing (a page, a page without reports, a selector) for one period."""
+    """One timed thing (a page, a page without reports, a report from the rollups or raw) for one period."""
 
     # "page", "page-no-reports", "rollup-selector" (a report as the pages compute it) or "selector"
     # (the same report aggregated from the raw rows)
@@ -279,6 +279,7 @@ def _first_reversible(url_names: tuple[str, ...]) -> str | None:
 def _selector_series(
     *, kind: str, key: str, period: str, function: Callable[..., Any], arguments: dict[str, Any], options: Options
 ) -> Series:
+    """Time one report's selector called directly; an error or a timeout ends the series and is kept."""
     series = Series(kind=kind, target=key, period=period, url=f"{function.__module__}.{function.__qualname__}")
     try:
         _timed(lambda: function(**arguments), options=options, on_result=lambda _: None, samples=series.samples_ms)
