@@ -154,23 +154,25 @@ def _top_users(
     rows = _rows(period=period, daily=UserDailyUsage, total=UserTotalUsage)
     primary = order.split()[0]
 
-    def ranked_by(candidates: set[int]) -> list[dict[str, Any]]:
-        # A list of ids, not a subquery: the database then reads just these users' rows by index.
-        chosen = rows.filter(user_id__in=sorted(candidates))
+    def ranked(chosen: QuerySet) -> list[dict[str, Any]]:
         return _with_entities(top(chosen), key="user_id", entity=User, columns=("username",), order=order)
 
+    def of(candidates: set[int]) -> QuerySet:
+        # A list of ids, not a subquery: the database then reads just these users' rows by index.
+        return rows.filter(user_id__in=sorted(candidates))
+
     size = min(max(PRUNING_FIRST_CANDIDATES, PRUNING_CANDIDATES_PER_ROW * limit), PRUNING_MAX_CANDIDATES)
-    ranked, next_bound = _ranked_users(bound=bound, size=size)
-    if not ranked:
+    candidates, next_bound = _ranked_users(bound=bound, size=size)
+    if not candidates:
         return []  # no user has a rollup row
-    result = ranked_by(ranked)
+    result = ranked(of(candidates))
     if next_bound is None or (len(result) == limit and result[-1][primary] > next_bound):
         return result
     if len(result) == limit:
-        reaching, too_many = _ranked_users(bound=bound, size=PRUNING_MAX_CANDIDATES, floor=result[-1][primary])
-        if too_many is None:
-            return ranked_by(reaching)
-    return _with_entities(top(rows), key="user_id", entity=User, columns=("username",), order=order)
+        candidates, next_bound = _ranked_users(bound=bound, size=PRUNING_MAX_CANDIDATES, floor=result[-1][primary])
+        if next_bound is None:  # no more than PRUNING_MAX_CANDIDATES reach the floor
+            return ranked(of(candidates))
+    return ranked(rows)
 
 
 def _ranked_users(*, bound: str, size: int, floor: Any = None) -> tuple[set[int], Any]:
@@ -183,14 +185,9 @@ def _ranked_users(*, bound: str, size: int, floor: Any = None) -> tuple[set[int]
     table = UserTotalUsage._meta.db_table
     field = UserTotalUsage._meta.get_field(bound)
     connection = connections[UserTotalUsage.objects.db]
-    at_least, params = (
-        ("", [])
-        if floor is None
-        else (
-            f" AND {bound} >= %s",
-            [field.get_db_prep_value(floor, connection=connection)],
-        )
-    )
+    at_least, params = "", []
+    if floor is not None:
+        at_least, params = f" AND {bound} >= %s", [field.get_db_prep_value(floor, connection=connection)]
     with connection.cursor() as cursor:
         # One round trip; the first part walks the squashed rows' index on ``bound``.
         cursor.execute(
